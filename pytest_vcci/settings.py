@@ -1,0 +1,417 @@
+"""The environment file: TOML + ``${VAR}`` interpolation + CLI overrides -> one typed Settings.
+
+Every error is a :class:`SettingsError` whose text names the file, the table, the key and what
+was expected, so the plugin can print it as one line and exit with a usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Scalar = str | int | float | bool
+
+
+class SettingsError(Exception):
+    """A usage error in the environment file, attestations file or command line."""
+
+    def __init__(self, source: str, location: str, message: str) -> None:
+        self.source = source
+        self.location = location
+        self.message = message
+        where = f"{source}: {location}" if location else source
+        super().__init__(f"{where}: {message}")
+
+
+class TargetNotConfigured(Exception):
+    """A test needs a target whose table is absent from the environment file."""
+
+    def __init__(self, table: str, source: str) -> None:
+        self.table = table
+        super().__init__(f"[{table}] is not configured in {source}")
+
+
+# --- tables -------------------------------------------------------------------------------
+
+
+class Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Keys whose values are secrets in full (redacted wherever they appear).
+    secret_keys: ClassVar[tuple[str, ...]] = ()
+    # Keys that hold URLs or DSNs whose password part is a secret.
+    url_keys: ClassVar[tuple[str, ...]] = ()
+
+
+class EnvironmentTable(Table):
+    name: str
+    description: str = ""
+    production: bool = False
+    attestations: str | None = Field(None, description="attestations TOML, relative to this file")
+    waivers: str | None = Field(None, description="waivers TOML, relative to this file")
+
+
+class Timeouts(Table):
+    connect_timeout: float = Field(5.0, gt=0, le=300)
+    read_timeout: float = Field(15.0, gt=0, le=600)
+
+
+class KubernetesTable(Timeouts):
+    secret_keys = ("token",)
+    url_keys = ("server",)
+    server: str | None = None
+    token: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    namespace: str = "default"
+    page_size: int = Field(500, ge=1, le=10000)
+
+
+class PostgresTable(Timeouts):
+    url_keys = ("dsn", "replicas", "pgbouncer_dsn")
+    dsn: str
+    replicas: list[str] = []
+    pgbouncer_dsn: str | None = None
+    statement_timeout_ms: int = Field(10000, ge=1)
+    ram: str | None = Field(None, description="instance RAM, e.g. '16GB', for memory-ratio checks")
+    non_tls_dsn: str | None = Field(None, description="a DSN without TLS that must be refused")
+
+
+class RedisTable(Timeouts):
+    url_keys = ("url", "cluster_url", "unauthenticated_url")
+    url: str
+    cluster_url: str | None = None
+    ca_bundle: str | None = None
+    unauthenticated_url: str | None = Field(None, description="must be refused with NOAUTH")
+
+
+class AwsTable(Timeouts):
+    secret_keys = ("secret_access_key", "session_token")
+    url_keys = ("endpoint_url",)
+    region: str
+    profile: str | None = None
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    max_attempts: int = Field(2, ge=1, le=10)
+
+
+class HttpTable(Timeouts):
+    secret_keys = ("token", "api_key")
+    url_keys = ("url",)
+    url: str
+    token: str | None = None
+    api_key: str | None = None
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+
+
+class ApiTable(Timeouts):
+    secret_keys = ("token", "api_key")
+    url_keys = ("base_url",)
+    base_url: str
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    token: str | None = None
+    api_key: str | None = None
+    api_key_header: str = "X-API-Key"
+    retries: int = Field(0, ge=0, le=5)
+
+
+class TlsTable(Timeouts):
+    endpoints: list[str] = []
+    ca_bundle: str | None = None
+
+
+class HostTable(Table):
+    backend: str = "local://"
+
+
+TABLES: dict[str, type[Table]] = {
+    "environment": EnvironmentTable,
+    "kubernetes": KubernetesTable,
+    "postgres": PostgresTable,
+    "redis": RedisTable,
+    "aws": AwsTable,
+    "api": ApiTable,
+    "tls": TlsTable,
+    "prometheus": HttpTable,
+    "alertmanager": HttpTable,
+    "grafana": HttpTable,
+    "host": HostTable,
+}
+OTHER_TABLES = ("thresholds", "expect")
+
+
+# --- Settings -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run knows about its environment, validated."""
+
+    source: str
+    environment: EnvironmentTable
+    tables: Mapping[str, Table] = field(default_factory=dict)
+    thresholds: Mapping[str, Mapping[str, Scalar]] = field(default_factory=dict)
+    expect: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.environment.name
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source).parent if self.source != "<defaults>" else Path.cwd()
+
+    def table(self, name: str) -> Any | None:
+        return self.tables.get(name)
+
+    def require(self, name: str) -> Any:
+        """The table for a target, or TargetNotConfigured naming it."""
+        table = self.tables.get(name)
+        if table is None:
+            raise TargetNotConfigured(name, self.source)
+        return table
+
+    def threshold(self, item_id: str, name: str) -> Any:
+        """The environment's value for an item's threshold, else the catalog default."""
+        override = self.thresholds.get(item_id, {})
+        if name in override:
+            return override[name]
+        from pytest_vcci.checklist import load_catalog
+
+        defaults = load_catalog().get(item_id).thresholds
+        if name not in defaults:
+            raise KeyError(f"checklist item {item_id} has no threshold {name!r}")
+        return defaults[name]
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    def secrets(self) -> list[str]:
+        """Every secret value the settings hold, for central redaction."""
+        found: list[str] = []
+        for table in self.tables.values():
+            found.extend(_table_secrets(table))
+        return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def _table_secrets(table: Table) -> Iterator[str]:
+    for key in table.secret_keys:
+        value = getattr(table, key, None)
+        if value:
+            yield str(value)
+    for key in table.url_keys:
+        value = getattr(table, key, None)
+        for url in value if isinstance(value, list) else [value]:
+            if url:
+                yield from url_secrets(str(url))
+
+
+_CONNINFO_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def url_secrets(url: str) -> Iterator[str]:
+    """Passwords in a URL (scheme://user:pw@host) or a libpq key=value DSN."""
+    match = _CONNINFO_PASSWORD.search(url)
+    if match:
+        yield match.group(1).strip("'")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    if parts.password:
+        yield parts.password
+        yield unquote(parts.password)
+    for param in parts.query.split("&"):
+        key, _, value = param.partition("=")
+        if key.lower() in {"password", "token", "api_key", "apikey", "secret"} and value:
+            yield value
+            yield unquote(value)
+
+
+# --- loading ------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$(\$)?\{([^}]*)\}")
+
+
+def interpolate(value: Any, source: str, location: str, env: Mapping[str, str]) -> Any:
+    """Replace ``${VAR}`` from the process environment; ``$${`` is a literal ``${``."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, source, _join(location, k), env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, source, f"{location}[{i}]", env) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1):
+            return "${" + match.group(2) + "}"
+        name = match.group(2)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise SettingsError(source, location, f"bad variable reference ${{{name}}}")
+        if name not in env:
+            raise SettingsError(
+                source, location, f"environment variable {name} is not set (referenced as ${{{name}}})"
+            )
+        return env[name]
+
+    return _VAR.sub(replace, value)
+
+
+def _join(location: str, key: str) -> str:
+    return f"{location}.{key}" if location else f"[{key}]"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``postgres.dsn=...`` or ``thresholds."3.2.4".backend_replicas=4`` -> (path, value)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SettingsError("--vcci-set", text, "expected TABLE.KEY=VALUE")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    path = [p.strip().strip('"') for p in re.findall(r'"[^"]*"|[^.]+', key.strip())]
+    return path, value
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None,
+    overrides: list[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, interpolate, override and validate an environment file (None: defaults only)."""
+    env = os.environ if env is None else env
+    source = str(path) if path is not None else "<defaults>"
+    raw: dict[str, Any] = {"environment": {"name": "default"}}
+    if path is not None:
+        raw = _read_toml(Path(path))
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise SettingsError("--vcci-set", text, f"{key} is not a table")
+        node[keys[-1]] = value
+    raw = interpolate(raw, source, "", env)
+    return build_settings(raw, source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(str(path), "", "environment file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(str(path), "", f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(str(path), "", f"cannot read: {exc.strerror}") from None
+
+
+def build_settings(raw: Mapping[str, Any], source: str) -> Settings:
+    unknown = sorted(set(raw) - set(TABLES) - set(OTHER_TABLES))
+    if unknown:
+        known = ", ".join(sorted([*TABLES, *OTHER_TABLES]))
+        raise SettingsError(source, f"[{unknown[0]}]", f"unknown table (expected one of: {known})")
+    if "environment" not in raw:
+        raise SettingsError(source, "[environment]", "missing table (it needs at least name = ...)")
+    tables: dict[str, Table] = {}
+    for name, model in TABLES.items():
+        if name in raw:
+            tables[name] = _validate_table(model, name, raw[name], source)
+    environment = tables.pop("environment")
+    assert isinstance(environment, EnvironmentTable)
+    thresholds = _validate_thresholds(raw.get("thresholds", {}), source)
+    expect = raw.get("expect", {})
+    if not isinstance(expect, dict):
+        raise SettingsError(source, "[expect]", "expected a table")
+    return Settings(source, environment, tables, thresholds, expect)
+
+
+def _validate_table(model: type[Table], name: str, data: Any, source: str) -> Table:
+    if not isinstance(data, dict):
+        raise SettingsError(source, f"[{name}]", f"expected a table, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = ".".join(str(p) for p in error["loc"])
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(model.model_fields)
+            message = f"unknown key (expected one of: {known})"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = f"{error['msg']} (got {error.get('input')!r})"
+            for secret in _maybe_secret(model, error):
+                message = message.replace(secret, "***")
+        raise SettingsError(source, f"[{name}].{loc}", message) from None
+
+
+def _maybe_secret(model: type[Table], error: Mapping[str, Any]) -> Iterator[str]:
+    value = error.get("input")
+    key = str(error["loc"][0]) if error["loc"] else ""
+    if isinstance(value, str) and (key in model.secret_keys or key in model.url_keys):
+        yield value
+
+
+def _validate_thresholds(data: Any, source: str) -> dict[str, dict[str, Scalar]]:
+    from pytest_vcci.checklist import load_catalog
+
+    if not isinstance(data, dict):
+        raise SettingsError(source, "[thresholds]", "expected a table of item IDs")
+    catalog = load_catalog()
+    result: dict[str, dict[str, Scalar]] = {}
+    for item_id, values in data.items():
+        where = f'[thresholds."{item_id}"]'
+        if item_id not in catalog:
+            raise SettingsError(source, where, "unknown checklist item ID")
+        if not isinstance(values, dict):
+            raise SettingsError(source, where, "expected a table of threshold names")
+        defaults = catalog.get(item_id).thresholds
+        for key, value in values.items():
+            if key not in defaults:
+                known = ", ".join(defaults) or "none"
+                raise SettingsError(source, f"{where}.{key}", f"unknown threshold (item has: {known})")
+            _check_type(source, f"{where}.{key}", defaults[key], value)
+        result[item_id] = dict(values)
+    return result
+
+
+def _check_type(source: str, where: str, default: Any, value: Any) -> None:
+    numeric = (int, float)
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(value, bool) == isinstance(default, bool)
+    elif isinstance(default, numeric):
+        ok = isinstance(value, numeric)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise SettingsError(
+            source, where, f"expected {type(default).__name__} like {default!r}, got {value!r}"
+        )
+
+
+def find_environment_file(name: str, directory: str | os.PathLike[str]) -> Path:
+    path = Path(directory) / f"{name}.toml"
+    if not path.is_file():
+        available = sorted(p.stem for p in Path(directory).glob("*.toml")) if Path(directory).is_dir() else []
+        hint = f" (available: {', '.join(available)})" if available else ""
+        raise SettingsError(str(path), "", f"no environment named {name!r}{hint}")
+    return path

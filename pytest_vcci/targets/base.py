@@ -1,0 +1,103 @@
+"""What every target shares: the read-only guard error and the run-wide fail-fast gate.
+
+Fail fast: the first time a target is used in a run, one probe checks it can be reached, under
+a lock shared by all xdist workers. Its outcome is written to the run directory, so every later
+test (on any worker) that needs a target that is down errors at once with the same one-line root
+cause instead of waiting for its own timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from filelock import FileLock
+
+T = TypeVar("T")
+
+
+class ReadOnlyViolation(Exception):
+    """A check tried to change what it checks; refused before anything left the process."""
+
+    def __init__(self, target: str, what: str) -> None:
+        super().__init__(
+            f"read-only guard: {target} refused {what} (pytest-vcci never changes what it checks)"
+        )
+
+
+class TargetUnreachable(Exception):
+    """A target is down for this run; the message is the one-line root cause."""
+
+    def __init__(self, target: str, cause: str) -> None:
+        self.target = target
+        self.cause = cause
+        super().__init__(f"{target} unreachable: {cause}")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line: type and the first line of its message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = re.sub(r"\s+", " ", text)[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class TargetGate:
+    """Remembers, for the whole run and all workers, which targets are down and why."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+
+    def _state(self, target: str) -> Path:
+        return self.state_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', target)}.json"
+
+    def _read(self, target: str) -> dict[str, object] | None:
+        try:
+            data: dict[str, object] = json.loads(self._state(target).read_text())
+            return data
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def check(self, target: str) -> None:
+        """Raise TargetUnreachable at once if the target is known to be down."""
+        state = self._read(target)
+        if state is not None and not state.get("ok"):
+            raise TargetUnreachable(target, str(state.get("cause")))
+
+    def mark_down(self, target: str, cause: str) -> None:
+        path = self._state(target)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"ok": False, "cause": cause}))
+        tmp.replace(path)
+
+    def ensure(self, target: str, probe: Callable[[], object]) -> None:
+        """Probe the target once per run (across workers); raise if it is down."""
+        state = self._read(target)
+        if state is None:
+            with FileLock(str(self._state(target)) + ".lock"):
+                state = self._read(target)
+                if state is None:
+                    try:
+                        probe()
+                        state = {"ok": True}
+                    except Exception as exc:
+                        state = {"ok": False, "cause": one_line(exc)}
+                    path = self._state(target)
+                    path.write_text(json.dumps(state))
+        if not state.get("ok"):
+            raise TargetUnreachable(target, str(state.get("cause")))
+
+    @contextmanager
+    def watch(self, target: str, *errors: type[BaseException]) -> Iterator[None]:
+        """Check the target is up; a connection-level error inside marks it down for the run."""
+        self.check(target)
+        try:
+            yield
+        except errors as exc:
+            cause = one_line(exc)
+            self.mark_down(target, cause)
+            raise TargetUnreachable(target, cause) from exc
