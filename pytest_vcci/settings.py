@@ -265,7 +265,9 @@ def interpolate(value: Any, source: str, location: str, env: Mapping[str, str]) 
             raise SettingsError(source, location, f"bad variable reference ${{{name}}}")
         if name not in env:
             raise SettingsError(
-                source, location, f"environment variable {name} is not set (referenced as ${{{name}}})"
+                source,
+                location,
+                f"environment variable {name} is not set (referenced as ${{{name}}})",
             )
         return env[name]
 
@@ -388,7 +390,9 @@ def _validate_thresholds(data: Any, source: str) -> dict[str, dict[str, Scalar]]
         for key, value in values.items():
             if key not in defaults:
                 known = ", ".join(defaults) or "none"
-                raise SettingsError(source, f"{where}.{key}", f"unknown threshold (item has: {known})")
+                raise SettingsError(
+                    source, f"{where}.{key}", f"unknown threshold (item has: {known})"
+                )
             _check_type(source, f"{where}.{key}", defaults[key], value)
         result[item_id] = dict(values)
     return result
@@ -411,7 +415,11 @@ def _check_type(source: str, where: str, default: Any, value: Any) -> None:
 def find_environment_file(name: str, directory: str | os.PathLike[str]) -> Path:
     path = Path(directory) / f"{name}.toml"
     if not path.is_file():
-        available = sorted(p.stem for p in Path(directory).glob("*.toml")) if Path(directory).is_dir() else []
+        available = (
+            sorted(p.stem for p in Path(directory).glob("*.toml"))
+            if Path(directory).is_dir()
+            else []
+        )
         hint = f" (available: {', '.join(available)})" if available else ""
         raise SettingsError(str(path), "", f"no environment named {name!r}{hint}")
     return path

@@ -15,7 +15,10 @@ MASK = "[REDACTED]"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
-        re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S),
+        re.compile(
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)",
+            re.S,
+        ),
         MASK,
     ),
     (re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9\-._~+/]{8,}=*"), rf"\1 {MASK}"),
@@ -32,8 +35,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # AWS secret access keys: 40 chars of base64 with mixed case and a digit (not a hex SHA)
     (
-        re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[a-z])"
-                   r"(?=[A-Za-z0-9/+]*[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
+        re.compile(
+            r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[a-z])"
+            r"(?=[A-Za-z0-9/+]*[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+        ),
         MASK,
     ),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
@@ -48,8 +53,9 @@ class Redactor:
         self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
     def add(self, *secrets: str) -> None:
-        self._secrets = sorted({*self._secrets, *(s for s in secrets if s and len(s) >= 4)},
-                               key=len, reverse=True)
+        self._secrets = sorted(
+            {*self._secrets, *(s for s in secrets if s and len(s) >= 4)}, key=len, reverse=True
+        )
 
     def __call__(self, text: str) -> str:
         if not text:

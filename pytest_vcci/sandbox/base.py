@@ -43,8 +43,13 @@ def free_port() -> int:
         return port
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0,
-               proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    what: str,
+    timeout: float = 30.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll ``check`` until true; fail with the server's log tail if it dies or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -97,8 +102,15 @@ class Component:
         """Secret values behind the ${VAR} references of env_tables()."""
         return {}
 
-    def spawn(self, argv: Sequence[str], log_name: str, *, user: str | None = None,
-              env: Mapping[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self,
+        argv: Sequence[str],
+        log_name: str,
+        *,
+        user: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
         """Start a child in its own session (so the sandbox survives Ctrl-C of a caller)."""
         log = self.workdir / "logs" / log_name
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -107,8 +119,13 @@ class Component:
             command = ["runuser", "-u", user, "--", *command]
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                start_new_session=True,
             )
         self.pids.append(proc.pid)
         return proc

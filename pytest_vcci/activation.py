@@ -1,0 +1,172 @@
+"""Turning the plugin on for a run: settings, sandbox, run context, reports, hooks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_vcci.attestations import Attestations, load_attestations
+from pytest_vcci.context import CONTEXT_KEY, RunContext
+from pytest_vcci.evidence.redaction import Redactor
+from pytest_vcci.settings import Settings, SettingsError, find_environment_file, load_settings
+
+ATTESTATIONS_KEY = pytest.StashKey[Attestations]()
+SANDBOX_KEY = pytest.StashKey[Any]()
+LATE_HTML_KEY = pytest.StashKey[Any]()
+
+
+def activate(
+    config: pytest.Config, run: dict[str, str], session: pytest.Session | None = None
+) -> None:
+    """Load and validate everything the run needs; usage errors become exit status 4."""
+    if CONTEXT_KEY in config.stash:
+        return
+    is_worker = hasattr(config, "workerinput")
+    try:
+        if config.getoption("vcci_sandbox") and not is_worker:
+            run["vcci_sandbox_env"] = str(_start_sandbox(config, Path(run["vcci_run_dir"])))
+        settings = load_settings(_settings_path(config, run), config.getoption("vcci_set"))
+        attestations = _load_attestations(config, settings)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    run_dir = Path(run["vcci_run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    context = RunContext(
+        settings=settings,
+        redactor=Redactor(settings.secrets()),
+        run_id=run["vcci_run_id"],
+        run_dir=run_dir,
+        strict=bool(config.getoption("vcci_strict")),
+        allow_intrusive=bool(config.getoption("vcci_allow_intrusive")),
+    )
+    config.stash[CONTEXT_KEY] = context
+    config.stash[ATTESTATIONS_KEY] = attestations
+    from pytest_vcci.plugin import RUN_ACTIVE
+
+    config.stash[RUN_ACTIVE] = True
+    _register(config, context, session)
+
+
+def _settings_path(config: pytest.Config, run: dict[str, str]) -> Path | None:
+    if run.get("vcci_sandbox_env"):
+        return Path(run["vcci_sandbox_env"])
+    path = config.getoption("vcci_config") or config.getini("vcci_config")
+    if path:
+        return _from_root(config, path) if not config.getoption("vcci_config") else Path(path)
+    name = config.getoption("vcci_env") or config.getini("vcci_env")
+    if name:
+        return find_environment_file(
+            name, _from_root(config, config.getini("vcci_environments_dir"))
+        )
+    return None
+
+
+def _from_root(config: pytest.Config, value: str) -> Path:
+    path = Path(value)
+    if path.is_absolute() or path.exists():
+        return path
+    return config.rootpath / path
+
+
+def _load_attestations(config: pytest.Config, settings: Settings) -> Attestations:
+    from pytest_vcci.checklist import load_catalog
+
+    given = config.getoption("vcci_attestations")
+    path = Path(given) if given else None
+    if path is None and settings.environment.attestations:
+        path = settings.resolve_path(settings.environment.attestations)
+    return load_attestations(path, set(load_catalog().ids))
+
+
+def attestations_for(config: pytest.Config) -> Attestations:
+    try:
+        return config.stash[ATTESTATIONS_KEY]
+    except KeyError:
+        return Attestations([], "<pytest-vcci not active>")
+
+
+def report_dir(config: pytest.Config) -> Path:
+    value = config.getoption("vcci_report_dir") or config.getini("vcci_report_dir") or "reports"
+    path = Path(value)
+    return path if path.is_absolute() else Path(config.invocation_params.dir) / path
+
+
+def _register(config: pytest.Config, context: RunContext, session: pytest.Session | None) -> None:
+    from pytest_vcci.session import VcciSession
+
+    gate = config.getoption("vcci_gate") or config.getini("vcci_gate") or "high"
+    if gate not in ("critical", "high", "medium", "low"):
+        raise pytest.UsageError(
+            f"ini vcci_gate: {gate!r} is not one of critical, high, medium, low"
+        )
+    out = report_dir(config)
+    vcci = VcciSession(config, context, out, gate)
+    config.pluginmanager.register(vcci, "vcci-session")
+    if config.pluginmanager.hasplugin("html"):
+        from pytest_vcci.report import html_hooks
+
+        config.pluginmanager.register(html_hooks, "vcci-html-hooks")
+    if not hasattr(config, "workerinput"):
+        _enable_html(config, out, session)
+    if session is not None:
+        # Activated during collection: this hook call already started without us.
+        vcci.pytest_collection_modifyitems(config, session.items)
+
+
+def _enable_html(config: pytest.Config, out: Path, session: pytest.Session | None) -> None:
+    """Have pytest-html write a self-contained report (moved into place atomically later)."""
+    from pytest_vcci.session import HTML_PARTIAL
+
+    if not config.pluginmanager.hasplugin("html") or config.getoption("htmlpath", None):
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    config.option.htmlpath = str(out / HTML_PARTIAL)
+    config.option.self_contained_html = True
+    if session is not None:
+        # pytest-html set itself up in pytest_configure, before we knew; set it up now.
+        from pytest_html.plugin import _process_css, _read_template  # type: ignore[attr-defined]
+        from pytest_html.report_data import ReportData
+        from pytest_html.selfcontained_report import SelfContainedReport
+
+        resources = Path(__import__("pytest_html").__file__).parent / "resources"
+        html = SelfContainedReport(
+            config.option.htmlpath,
+            config,
+            ReportData(config),
+            _read_template([resources]),
+            _process_css(resources / "style.css", []),
+        )
+        config.pluginmanager.register(html, "html-report")
+        html.pytest_sessionstart(session)
+        config.stash[LATE_HTML_KEY] = html
+
+
+def replay(config: pytest.Config, reports: list[pytest.TestReport]) -> None:
+    """Give reports seen before a late activation to the parts registered since."""
+    receivers = [
+        config.pluginmanager.get_plugin("vcci-session"),
+        config.stash.get(LATE_HTML_KEY, None),
+    ]
+    for report in reports:
+        for receiver in receivers:
+            if receiver is not None:
+                receiver.pytest_runtest_logreport(report=report)
+
+
+def _start_sandbox(config: pytest.Config, run_dir: Path) -> Path:
+    from pytest_vcci.sandbox import Sandbox
+
+    sandbox = Sandbox(run_dir / "sandbox")
+    config.stash[SANDBOX_KEY] = sandbox
+    env_file = sandbox.up()
+    os.environ.update(sandbox.env_vars())
+    return env_file
+
+
+def deactivate(config: pytest.Config) -> None:
+    sandbox = config.stash.get(SANDBOX_KEY, None)
+    if sandbox is not None:
+        sandbox.down()

@@ -1,0 +1,271 @@
+"""pytest-vcci entry point: options, ini keys, markers, fixtures, and registering the parts.
+
+Inert unless asked: when no ``--vcci-*``/``--checklist*`` option (or ini key) is given and no
+collected test carries the checklist marker, nothing here changes the run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_vcci.checklist.marker import MARKER, MARKER_HELP
+
+RUN_KEY = pytest.StashKey[dict[str, str]]()
+RUN_ACTIVE = pytest.StashKey[bool]()
+GATES = ("critical", "high", "medium", "low")
+TARGET_MODULES = ("kubernetes", "postgres", "redis", "aws", "api", "tls", "monitoring", "host")
+ACTIVATING_OPTIONS = (
+    "vcci_env",
+    "vcci_config",
+    "vcci_set",
+    "vcci_report_dir",
+    "vcci_gate",
+    "vcci_strict",
+    "vcci_attestations",
+    "vcci_allow_intrusive",
+    "vcci_sandbox",
+    "vcci_checklist",
+    "vcci_checklist_section",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vcci", "GL-VCCI production readiness checklist (pytest-vcci)")
+    group.addoption(
+        "--vcci-env", metavar="NAME", help="environment to check: reads environments/NAME.toml"
+    )
+    group.addoption("--vcci-config", metavar="PATH", help="environment file to read (TOML)")
+    group.addoption(
+        "--vcci-set",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="override one environment-file key, e.g. postgres.dsn=... (repeatable)",
+    )
+    group.addoption(
+        "--vcci-report-dir",
+        metavar="DIR",
+        help="where to write evidence.json, report.html, checklist.html, junit.xml "
+        "(default: ini vcci_report_dir, else reports/)",
+    )
+    group.addoption(
+        "--vcci-gate",
+        choices=GATES,
+        metavar="SEVERITY",
+        help="lowest severity whose failure blocks the release (exit 1): "
+        "critical|high|medium|low (default: high)",
+    )
+    group.addoption(
+        "--vcci-strict",
+        action="store_true",
+        default=None,
+        help="unconfigured targets fail instead of skip; uncovered items block",
+    )
+    group.addoption(
+        "--vcci-attestations",
+        metavar="PATH",
+        help="attestations file (TOML); default: [environment].attestations",
+    )
+    group.addoption(
+        "--vcci-allow-intrusive",
+        action="store_true",
+        default=None,
+        help="also run checks marked intrusive (bounded load, test-tenant writes)",
+    )
+    group.addoption(
+        "--vcci-sandbox",
+        action="store_true",
+        default=None,
+        help="start the embedded local staging, check it, and tear it down",
+    )
+    group.addoption(
+        "--checklist",
+        dest="vcci_checklist",
+        action="append",
+        metavar="PATTERNS",
+        help="run only tests of these checklist IDs, e.g. 3.2.*,1.1.1",
+    )
+    group.addoption(
+        "--checklist-section",
+        dest="vcci_checklist_section",
+        action="append",
+        type=int,
+        metavar="N",
+        help="run only tests of checklist section N",
+    )
+    parser.addini("vcci_env", "default environment name (as --vcci-env)")
+    parser.addini("vcci_config", "default environment file (as --vcci-config)")
+    parser.addini(
+        "vcci_environments_dir", "where --vcci-env looks for NAME.toml", default="environments"
+    )
+    parser.addini("vcci_report_dir", "default report directory", default="reports")
+    parser.addini("vcci_gate", "default gate severity", default="high")
+
+
+def requested(config: pytest.Config) -> bool:
+    if any(config.getoption(name) for name in ACTIVATING_OPTIONS):
+        return True
+    return bool(config.getini("vcci_env") or config.getini("vcci_config"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}{MARKER_HELP.removeprefix(MARKER)}")
+    config.addinivalue_line(
+        "markers",
+        "intrusive: the check sends load or writes test data; "
+        "runs only with --vcci-allow-intrusive",
+    )
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput and "vcci_run_id" in workerinput:
+        config.stash[RUN_KEY] = {k: workerinput[k] for k in workerinput if k.startswith("vcci_")}
+    else:
+        run_id = uuid.uuid4().hex[:12]
+        run_dir = Path(tempfile.gettempdir()) / f"pytest-vcci-{run_id}"
+        config.stash[RUN_KEY] = {"vcci_run_id": run_id, "vcci_run_dir": str(run_dir)}
+    for name in TARGET_MODULES:
+        # Target modules import only pytest at load; their client libraries load on first use.
+        try:
+            module = importlib.import_module(f"pytest_vcci.targets.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"pytest_vcci.targets.{name}":
+                raise
+            continue
+        config.pluginmanager.register(module, f"vcci-target-{name}")
+    if requested(config):
+        from pytest_vcci.activation import activate
+
+        activate(config, config.stash[RUN_KEY])
+    else:
+        config.pluginmanager.register(MarkerWatch(config), "vcci-marker-watch")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: workers share the run id, run directory and sandbox."""
+    node.workerinput.update(node.config.stash[RUN_KEY])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from pytest_vcci.activation import deactivate
+
+    deactivate(config)
+    if not hasattr(config, "workerinput") and RUN_KEY in config.stash:
+        shutil.rmtree(config.stash[RUN_KEY]["vcci_run_dir"], ignore_errors=True)
+
+
+class MarkerWatch:
+    """Activates the plugin late when a run names no option but collects checklist tests.
+
+    Without xdist that shows at collection. An xdist controller collects nothing itself: it
+    learns from the first test report a worker marked as a checklist test, and replays the
+    reports it saw before that, so no result is lost.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.session: pytest.Session | None = None
+        # Reports are kept only until this process's collection shows whether it must act.
+        self.seen: list[pytest.TestReport] | None = []
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, items: list[pytest.Item]
+    ) -> None:
+        self.seen = None
+        if any(item.get_closest_marker(MARKER) for item in items):
+            from pytest_vcci.activation import activate
+
+            activate(self.config, self.config.stash[RUN_KEY], session=session)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.seen is None or self.config.stash.get(RUN_ACTIVE, False):
+            return
+        self.seen.append(report)
+        if getattr(report, "vcci", None) is not None:
+            from pytest_vcci.activation import activate, replay
+
+            activate(self.config, self.config.stash[RUN_KEY], session=self.session)
+            replay(self.config, self.seen)
+            self.seen = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Collector, name: str, obj: object
+) -> Generator[None, Any, Any]:
+    """An unknown or malformed checklist ID is a collection error naming file and line."""
+    result = yield
+    produced = result if isinstance(result, list) else [result]
+    for item in produced:
+        if isinstance(item, pytest.Item) and item.get_closest_marker(MARKER):
+            from pytest_vcci.checklist import load_catalog
+            from pytest_vcci.checklist.marker import marker_problem, where
+
+            problem = marker_problem(item, load_catalog())
+            if problem:
+                raise collector.CollectError(f"{where(item)}: {item.name}: {problem}")
+    return result
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def vcci_context(request: pytest.FixtureRequest) -> Any:
+    """The run's RunContext: settings, redactor, shared run directory, target gate."""
+    from pytest_vcci.context import get_context
+
+    return get_context(request.config)
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Any:
+    """Record observations (name, observed, expected, passed) and small artefacts."""
+    from pytest_vcci.context import CONTEXT_KEY
+    from pytest_vcci.evidence.recorder import Evidence
+    from pytest_vcci.evidence.redaction import Redactor
+    from pytest_vcci.session import EVIDENCE_KEY
+
+    context = request.config.stash.get(CONTEXT_KEY, None)
+    recorder = Evidence(context.redactor if context else Redactor())
+    request.node.stash[EVIDENCE_KEY] = recorder
+    return recorder
+
+
+@pytest.fixture
+def attest(request: pytest.FixtureRequest, evidence: Any) -> Callable[[str], Any]:
+    """``attest("10.2.1")``: pass only on a valid attestation record for the item."""
+    from pytest_vcci.activation import attestations_for
+
+    records = attestations_for(request.config)
+
+    def check(item_id: str) -> Any:
+        verdict = records.check(item_id)
+        if verdict.record is not None:
+            evidence.record(
+                "attestation",
+                verdict.record.describe(),
+                "a valid, unexpired record",
+                passed=verdict.valid,
+                where=records.source,
+            )
+        if not verdict.valid:
+            pytest.fail(str(verdict.problem), pytrace=False)
+        record = verdict.record.model_dump(mode="json")  # type: ignore[union-attr]
+        evidence.attestations.append(record)
+        return verdict.record
+
+    return check

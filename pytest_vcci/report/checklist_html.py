@@ -1,0 +1,132 @@
+"""checklist.html: all items by section, status at a glance, drill-down without JavaScript."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from pytest_vcci.report.model import STATUSES
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
+header{background:#13294b;color:#fff;padding:16px 24px}header h1{margin:0 0 4px;font-size:20px}
+header p{margin:2px 0;opacity:.9}main{padding:16px 24px;max-width:1200px}
+.verdict{display:inline-block;padding:4px 10px;border-radius:4px;font-weight:700;text-transform:uppercase}
+.v-ready{background:#1f883d}.v-ready_with_warnings{background:#bf8700}.v-blocked{background:#cf222e}.v-incomplete{background:#6e7781}
+table.summary{border-collapse:collapse;margin:12px 0 20px;background:#fff}
+table.summary th,table.summary td{border:1px solid #d0d7de;padding:4px 8px;text-align:right}
+table.summary th:first-child,table.summary td:first-child{text-align:left}
+section{background:#fff;border:1px solid #d0d7de;border-radius:6px;margin:0 0 16px;padding:8px 16px}
+section h2{font-size:16px;margin:8px 0}
+details{border-top:1px solid #eaeef2;padding:6px 0}details>summary{cursor:pointer;list-style-position:outside}
+.id{font-family:ui-monospace,monospace;font-weight:600;margin-right:6px}
+.status{display:inline-block;min-width:88px;text-align:center;border-radius:3px;padding:1px 6px;font-size:12px;font-weight:700;margin-right:8px;color:#fff}
+.s-passed{background:#1f883d}.s-attested{background:#0969da}.s-waived{background:#8250df}.s-failed{background:#cf222e}
+.s-error{background:#a40e26}.s-skipped{background:#bf8700}.s-not_covered{background:#6e7781}
+.sev{font-size:12px;color:#57606a;margin-left:6px}.msg{color:#57606a;margin:4px 0 4px 24px}
+.test{margin:6px 0 6px 24px;padding:6px 8px;background:#f6f8fa;border-radius:4px}
+.obs{border-collapse:collapse;margin-top:4px;font-size:13px}.obs td,.obs th{border:1px solid #d0d7de;padding:2px 6px;vertical-align:top}
+.ok{color:#1f883d;font-weight:700}.bad{color:#cf222e;font-weight:700}
+pre{white-space:pre-wrap;margin:4px 0;font-size:12px}
+"""
+
+
+def render(result: dict[str, Any]) -> str:
+    run = result["run"]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>GL-VCCI readiness checklist: {escape(run['environment'])}</title>",
+        f"<style>{CSS}</style></head><body>",
+        _header(run),
+        "<main>",
+        _summary(result["sections"]),
+    ]
+    sections: dict[int, list[dict[str, Any]]] = {}
+    for item in result["items"]:
+        sections.setdefault(item["section"], []).append(item)
+    for number, items in sorted(sections.items()):
+        parts.append(
+            f"<section id='section-{number}'><h2>{number}. {escape(items[0]['section_name'])}"
+            f" <span class='sev'>({len(items)} items)</span></h2>"
+        )
+        parts.extend(_item(item) for item in items)
+        parts.append("</section>")
+    parts.append("</main></body></html>\n")
+    return "".join(parts)
+
+
+def _header(run: dict[str, Any]) -> str:
+    return (
+        "<header><h1>GL-VCCI production readiness: "
+        f"{escape(run['environment'])}</h1>"
+        f"<p><span class='verdict v-{escape(run['verdict'])}'>{escape(run['verdict'].replace('_', ' '))}</span>"
+        f" &nbsp;gate: {escape(run['gate'])} &nbsp;exit status: {run['exit_status']}</p>"
+        f"<p>run {escape(run['id'])} &middot; {escape(run['started_at'])} to {escape(run['finished_at'])}"
+        f" &middot; {escape(run['user'])}@{escape(run['host'])} &middot; pytest-vcci {escape(run['tool']['version'])}</p>"
+        "</header>"
+    )
+
+
+def _summary(sections: list[dict[str, Any]]) -> str:
+    head = "".join(f"<th>{s.replace('_', ' ')}</th>" for s in STATUSES)
+    rows = []
+    for row in sections:
+        cells = "".join(f"<td>{row[s] or ''}</td>" for s in STATUSES)
+        rows.append(
+            f"<tr><td><a href='#section-{row['section']}'>{row['section']}. "
+            f"{escape(row['name'])}</a></td>{cells}</tr>"
+        )
+    totals = "".join(f"<td><b>{sum(r[s] for r in sections)}</b></td>" for s in STATUSES)
+    return (
+        f"<table class='summary'><tr><th>section</th>{head}</tr>{''.join(rows)}"
+        f"<tr><td><b>all</b></td>{totals}</tr></table>"
+    )
+
+
+def _item(item: dict[str, Any]) -> str:
+    status = item["status"]
+    criteria = "".join(f"<li>{escape(c)}</li>" for c in item["criteria"])
+    body = [f"<ul>{criteria}</ul>"]
+    if item.get("message"):
+        body.append(f"<p class='msg'>{escape(item['message'])}</p>")
+    for extra in ("waiver", "attestation"):
+        if item.get(extra):
+            body.append(f"<p class='msg'>{extra}: {escape(json.dumps(item[extra]))}</p>")
+    body.extend(_test(test) for test in item["tests"])
+    return (
+        f"<details id='item-{escape(item['id'])}' data-status='{status}'><summary>"
+        f"<span class='status s-{status}'>{status.replace('_', ' ')}</span>"
+        f"<span class='id'>{escape(item['id'])}</span>{escape(item['title'])}"
+        f"<span class='sev'>{escape(item['severity'])} &middot; {escape(item['automation'])}</span>"
+        f"</summary>{''.join(body)}</details>"
+    )
+
+
+def _test(test: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td class='{'ok' if o.get('passed') else 'bad' if o.get('passed') is False else ''}'>"
+        f"{'pass' if o.get('passed') else 'FAIL' if o.get('passed') is False else 'info'}</td>"
+        f"<td>{escape(o.get('where') or '')}</td><td>{escape(o['name'])}</td>"
+        f"<td>{escape(_short(o['observed']))}</td><td>{escape(_short(o.get('expected')))}</td>"
+        f"<td>{escape(o.get('at', ''))}</td></tr>"
+        for o in test["observations"]
+    )
+    table = (
+        (
+            f"<table class='obs'><tr><th></th><th>where</th><th>criterion</th><th>observed</th>"
+            f"<th>expected</th><th>at (UTC)</th></tr>{rows}</table>"
+        )
+        if rows
+        else ""
+    )
+    message = f"<pre>{escape(test['message'])}</pre>" if test["message"] else ""
+    return (
+        f"<div class='test'><span class='status s-{test['outcome']}'>{test['outcome']}</span>"
+        f"<code>{escape(test['nodeid'])}</code> ({test['duration']:.2f}s){message}{table}</div>"
+    )
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 300 else text[:297] + "..."

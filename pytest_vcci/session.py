@@ -1,0 +1,261 @@
+"""The stateful part of the plugin: one ``VcciSession`` per process, registered by plugin.py.
+
+It validates and selects checklist-marked tests, carries evidence on test reports (so it survives
+xdist), and on the controller builds the result model, applies the gate and writes the reports.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_vcci import __version__
+from pytest_vcci.checklist import load_catalog
+from pytest_vcci.checklist.marker import marker_ids, parse_patterns, selected_ids
+from pytest_vcci.context import RunContext
+from pytest_vcci.evidence.recorder import Evidence, utc_now
+from pytest_vcci.gate import decide
+from pytest_vcci.report import checklist_html, evidence_json, junit
+from pytest_vcci.report.model import TestRecord, build_items, section_table
+from pytest_vcci.report.write import write_atomic
+
+EVIDENCE_KEY = pytest.StashKey[Evidence]()
+HTML_PARTIAL = ".report.html.partial"
+
+
+class VcciSession:
+    """Hooks of an active run. On xdist workers only the per-test hooks matter."""
+
+    def __init__(
+        self, config: pytest.Config, context: RunContext, report_dir: Path, gate: str
+    ) -> None:
+        self.config = config
+        self.context = context
+        self.report_dir = report_dir
+        self.gate = gate
+        self.is_worker = hasattr(config, "workerinput")
+        self.started_at = utc_now()
+        self.tests: dict[str, TestRecord] = {}
+        self.interrupted = False
+        self.result: dict[str, Any] | None = None
+
+    # --- collection -------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        patterns = parse_patterns(config.getoption("vcci_checklist") or [])
+        sections = config.getoption("vcci_checklist_section") or []
+        if not patterns and not sections:
+            return
+        chosen = selected_ids(load_catalog(), patterns, sections)
+        keep, drop = [], []
+        for item in items:
+            (keep if chosen.intersection(marker_ids(item)) else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if item.get_closest_marker("intrusive") and not self.context.allow_intrusive:
+            pytest.skip(
+                "intrusive check (sends load or writes test data): "
+                "run with --vcci-allow-intrusive to include it"
+            )
+
+    # --- evidence on reports ----------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        result = yield
+        evidence = item.stash.get(EVIDENCE_KEY, None)
+        if evidence is not None and evidence.failures():
+            pytest.fail(evidence.failure_message(), pytrace=False)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        ids = marker_ids(item)
+        if not ids and EVIDENCE_KEY not in item.stash:
+            return report
+        redact = self.context.redactor
+        payload: dict[str, Any] = {"checklist": ids, "message": _message(report, call, redact)}
+        evidence = item.stash.get(EVIDENCE_KEY, None)
+        if evidence is not None and (report.when == "call" or report.failed or report.skipped):
+            payload.update(evidence.payload())
+            evidence.observations, evidence.attachments, evidence.attestations = [], [], []
+        report.vcci = payload  # type: ignore[attr-defined]
+        _redact_report(report, redact)
+        if payload.get("observations") and self.config.pluginmanager.hasplugin("html"):
+            from pytest_vcci.report.html_hooks import observations_extra
+
+            report.extras = [*getattr(report, "extras", []), observations_extra(payload)]  # type: ignore[attr-defined]
+        return report
+
+    # --- controller: results, gate, reports ------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        record = self.tests.get(report.nodeid)
+        if record is None:
+            record = self.tests[report.nodeid] = TestRecord(report.nodeid)
+        record.add(report)
+
+    def pytest_keyboard_interrupt(self) -> None:
+        self.interrupted = True
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(
+        self, session: pytest.Session, exitstatus: int
+    ) -> Generator[None, None, None]:
+        # The innermost wrapper: after every plain sessionfinish (pytest-html writes there)
+        # and before the terminal reporter's wrapper prints the summary.
+        result = yield
+        if self.is_worker:
+            return result
+        interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
+        self.result = self.build_result(int(session.exitstatus), interrupted)
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = self.result["run"]["exit_status"]
+        else:
+            self.result["run"]["exit_status"] = int(session.exitstatus)
+        self.write_reports()
+        return result
+
+    def build_result(self, exitstatus: int, interrupted: bool) -> dict[str, Any]:
+        catalog = load_catalog()
+        items = build_items(catalog, self.tests)
+        tests = {t.nodeid: t.to_dict() for t in self.tests.values()}
+        for item in items:
+            item["tests"] = [tests[nodeid] for nodeid in item["tests"]]
+        stray = sum(
+            1 for t in self.tests.values() if not t.checklist and t.outcome in ("failed", "error")
+        )
+        verdict = decide(
+            items,
+            self.gate,
+            strict=self.context.strict,
+            interrupted=interrupted,
+            stray_failures=stray,
+        )
+        run = self.run_info()
+        run.update(
+            verdict=verdict.verdict,
+            exit_status=verdict.exit_status,
+            blocking=verdict.blocking,
+            warnings=verdict.warnings,
+        )
+        if interrupted:
+            run["exit_status"] = int(pytest.ExitCode.INTERRUPTED)
+        return {
+            "run": run,
+            "sections": section_table(items),
+            "items": items,
+            "tests": list(tests.values()),
+        }
+
+    def run_info(self) -> dict[str, Any]:
+        workers = getattr(self.config.option, "numprocesses", None)
+        settings = self.context.settings
+        return {
+            "id": self.context.run_id,
+            "environment": settings.name,
+            "environment_file": settings.source,
+            "started_at": self.started_at,
+            "finished_at": utc_now(),
+            "tool": {"name": "pytest-vcci", "version": __version__},
+            "user": _user(),
+            "host": socket.gethostname(),
+            "cwd": str(Path.cwd()),
+            "python": sys.version.split()[0],
+            "pytest": pytest.__version__,
+            "command": self.context.redactor(" ".join(self.config.invocation_params.args)),
+            "workers": workers if isinstance(workers, int) else 0,
+            "gate": self.gate,
+            "strict": self.context.strict,
+            "catalog": {
+                "items": len(load_catalog()),
+                "claimed_items": load_catalog().claimed_items,
+            },
+        }
+
+    def write_reports(self) -> None:
+        assert self.result is not None
+        # Redact once more at the last moment: nothing leaves unredacted, whatever a check did.
+        result = self.context.redactor.data(self.result)
+        out = self.report_dir
+        write_atomic(out / "evidence.json", evidence_json.render(result))
+        write_atomic(out / "checklist.html", checklist_html.render(result))
+        write_atomic(out / "junit.xml", junit.render(result))
+        partial = out / HTML_PARTIAL
+        if partial.exists():
+            text = self.context.redactor(partial.read_text(encoding="utf-8"))
+            write_atomic(out / "report.html", text)
+            partial.unlink()
+            _point_html_report_at(self.config, out / "report.html")
+
+    # --- terminal ---------------------------------------------------------------------
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or self.result is None:
+            return
+        from pytest_vcci.report.terminal import summary_lines
+
+        run = self.result["run"]
+        terminalreporter.write_sep("=", "GL-VCCI readiness", bold=True)
+        for line in summary_lines(self.result):
+            terminalreporter.write_line(line)
+        color = {"ready": "green", "ready_with_warnings": "yellow"}.get(run["verdict"], "red")
+        terminalreporter.write_line("")
+        terminalreporter.write_line(
+            f"verdict: {run['verdict'].upper()} (gate {run['gate']}, exit status {run['exit_status']})",
+            **{color: True, "bold": True},
+        )
+        terminalreporter.write_line(f"reports: {self.report_dir / 'checklist.html'}")
+
+
+def _message(report: pytest.TestReport, call: pytest.CallInfo[None], redact: Any) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(redact(str(report.longrepr[2]).removeprefix("Skipped: ")))
+    if call.excinfo is not None and report.failed:
+        text = str(call.excinfo.value).strip() or call.excinfo.typename
+        return str(redact(text[:2000]))
+    return ""
+
+
+def _redact_report(report: pytest.TestReport, redact: Any) -> None:
+    if isinstance(report.longrepr, tuple):
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, redact(reason))
+    elif report.longrepr is not None:
+        text = report.longreprtext
+        clean = redact(text)
+        if clean != text:
+            report.longrepr = clean
+    report.sections = [(title, redact(content)) for title, content in report.sections]
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return os.environ.get("USER", "unknown")
+
+
+def _point_html_report_at(config: pytest.Config, path: Path) -> None:
+    """pytest-html announces the file it wrote; announce where it now is."""
+    for plugin in config.pluginmanager.get_plugins():
+        if type(plugin).__module__.startswith("pytest_html") and hasattr(plugin, "_report_path"):
+            plugin._report_path = path
