@@ -1,0 +1,163 @@
+"""The embedded local staging: real servers (PostgreSQL, Redis, Prometheus, Alertmanager, moto,
+a sample API over HTTPS) and the Kubernetes API emulator, on 127.0.0.1 and free ports.
+
+``Sandbox(workdir).up()`` starts everything and writes ``workdir/environment.toml`` (secrets as
+``${VAR}``, their values in ``env_vars()``); ``down()`` stops every process it started. The state
+file lets ``vcci sandbox down`` stop a sandbox started by another process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shlex
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pytest_vcci.sandbox.base import Component, SandboxError, stop_pids
+
+# (name, module, class): the API starts first, so Prometheus can scrape its /metrics.
+COMPONENTS: tuple[tuple[str, str, str], ...] = (
+    ("api", "pytest_vcci.sandbox.sample_api", "SampleApiComponent"),
+    ("kubernetes", "pytest_vcci.sandbox.kube", "KubeComponent"),
+    ("postgres", "pytest_vcci.sandbox.postgres", "PostgresComponent"),
+    ("redis", "pytest_vcci.sandbox.redis", "RedisComponent"),
+    ("aws", "pytest_vcci.sandbox.aws", "AwsComponent"),
+    ("monitoring", "pytest_vcci.sandbox.monitoring", "MonitoringComponent"),
+)
+STATE = "state.json"
+ENV_FILE = "environment.toml"
+SECRETS_FILE = "secrets.env"
+
+__all__ = ["Sandbox", "SandboxError", "down_from_state"]
+
+
+class Sandbox:
+    """All sandbox components, started together and stopped together."""
+
+    def __init__(self, workdir: Path, *, only: tuple[str, ...] | None = None,
+                 options: dict[str, dict[str, Any]] | None = None) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.only = only
+        self.options = options or {}
+        self.components: list[Component] = []
+        self.timings: dict[str, float] = {}
+
+    def _make(self, name: str, module: str, cls: str, **extra: Any) -> Component:
+        factory = getattr(importlib.import_module(module), cls)
+        component: Component = factory(workdir=self.workdir / name,
+                                       **{**self.options.get(name, {}), **extra})
+        component.workdir.mkdir(parents=True, exist_ok=True)
+        return component
+
+    def up(self) -> Path:
+        """Start everything; on any failure stop what started and raise SandboxError."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        try:
+            self._start_all()
+        except BaseException:
+            self.down()
+            raise
+        self.timings["total"] = round(time.monotonic() - started, 2)
+        return self._write_files()
+
+    def _start_all(self) -> None:
+        wanted = [c for c in COMPONENTS if self.only is None or c[0] in self.only]
+        first = [c for c in wanted if c[0] == "api"]
+        for name, module, cls in first:
+            self._start(self._make(name, module, cls))
+        rest = []
+        for name, module, cls in wanted:
+            if name == "api":
+                continue
+            extra = {}
+            if name == "monitoring" and self.components:
+                extra["scrape_targets"] = self._api_scrape_targets()
+            rest.append(self._make(name, module, cls, **extra))
+        with ThreadPoolExecutor(max_workers=len(rest) or 1) as pool:
+            errors = [f.exception() for f in [pool.submit(self._start, c) for c in rest]]
+        problems = [e for e in errors if e is not None]
+        if problems:
+            raise SandboxError("; ".join(str(e) for e in problems)) from problems[0]
+
+    def _start(self, component: Component) -> None:
+        began = time.monotonic()
+        self.components.append(component)
+        component.start()
+        self.timings[component.name] = round(time.monotonic() - began, 2)
+        self._save_state()
+
+    def _api_scrape_targets(self) -> list[str]:
+        api = next((c for c in self.components if c.name == "api"), None)
+        targets = getattr(api, "scrape_targets", None)
+        return list(targets()) if callable(targets) else []
+
+    def env_tables(self) -> dict[str, Any]:
+        tables: dict[str, Any] = {
+            "environment": {
+                "name": "sandbox",
+                "description": "pytest-vcci embedded local staging (real servers on 127.0.0.1)",
+            }
+        }
+        expect: dict[str, Any] = {}
+        for component in self.components:
+            tables.update(component.env_tables())
+            more = getattr(component, "expect", None)
+            if callable(more):
+                expect.update(more())
+        if expect:
+            tables["expect"] = expect
+        return tables
+
+    def env_vars(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for component in self.components:
+            merged.update(component.env_vars())
+        return merged
+
+    def _write_files(self) -> Path:
+        import tomli_w
+
+        env_file = self.workdir / ENV_FILE
+        header = "# Written by `vcci sandbox up`; secrets are ${VAR}s, see secrets.env\n"
+        env_file.write_text(header + tomli_w.dumps(self.env_tables()))
+        secrets = self.workdir / SECRETS_FILE
+        secrets.touch(mode=0o600)
+        secrets.write_text("".join(f"export {k}={shlex.quote(v)}\n"
+                                   for k, v in sorted(self.env_vars().items())))
+        self._save_state()
+        return env_file
+
+    def _save_state(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "components": {c.name: c.pids for c in self.components},
+            "timings": self.timings,
+            "env_file": str(self.workdir / ENV_FILE),
+        }
+        (self.workdir / STATE).write_text(json.dumps(state, indent=2))
+
+    def down(self) -> None:
+        for component in reversed(self.components):
+            try:
+                component.stop()
+            except Exception:  # one stuck component must not keep the others running
+                stop_pids(component.pids)
+        self.components.clear()
+        (self.workdir / STATE).unlink(missing_ok=True)
+
+
+def down_from_state(workdir: Path) -> list[str]:
+    """Stop a sandbox started by another process; the names of what was stopped."""
+    path = Path(workdir) / STATE
+    if not path.exists():
+        return []
+    state = json.loads(path.read_text())
+    for pids in state["components"].values():
+        stop_pids(pids)
+    path.unlink(missing_ok=True)
+    return list(state["components"])

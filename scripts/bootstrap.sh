@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what pytest-vcci's demo and tests need on a fresh Debian 12 machine:
+# the servers the sandbox runs (Debian packages) and the Python environment (.venv).
+# Idempotent: a second run installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(postgresql postgresql-contrib redis-server redis-tools prometheus prometheus-alertmanager chromium)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The sandbox runs its own server processes on free ports; services the packages may have
+# started are left alone (they may be the user's own).
+
+if ! command -v uv >/dev/null 2>&1; then
+  python3 -m pip install -q uv
+fi
+if [ ! -x .venv/bin/python ]; then
+  uv venv -q .venv --python python3.11 || uv venv -q .venv
+fi
+if ! .venv/bin/python -c "import pytest_vcci, moto, tomli_w" >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.installed ]; then
+  uv pip install -q --python .venv/bin/python -e ".[dev]"
+  touch .venv/.installed
+fi
