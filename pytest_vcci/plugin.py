@@ -155,9 +155,10 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from pytest_vcci.activation import deactivate
+    if config.stash.get(RUN_ACTIVE, False):
+        from pytest_vcci.activation import deactivate
 
-    deactivate(config)
+        deactivate(config)
     if not hasattr(config, "workerinput") and RUN_KEY in config.stash:
         shutil.rmtree(config.stash[RUN_KEY]["vcci_run_dir"], ignore_errors=True)
 

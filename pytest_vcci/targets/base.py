@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from filelock import FileLock
-
 T = TypeVar("T")
 
 
@@ -78,6 +76,8 @@ class TargetGate:
         """Probe the target once per run (across workers); raise if it is down."""
         state = self._read(target)
         if state is None:
+            from filelock import FileLock  # imported on first use: keeps plugin start fast
+
             with FileLock(str(self._state(target)) + ".lock"):
                 state = self._read(target)
                 if state is None:
