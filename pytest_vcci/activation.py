@@ -12,8 +12,11 @@ from pytest_vcci.attestations import Attestations, load_attestations
 from pytest_vcci.context import CONTEXT_KEY, RunContext
 from pytest_vcci.evidence.redaction import Redactor
 from pytest_vcci.settings import Settings, SettingsError, find_environment_file, load_settings
+from pytest_vcci.waivers import Waivers, load_waivers
 
 ATTESTATIONS_KEY = pytest.StashKey[Attestations]()
+WAIVERS_KEY = pytest.StashKey[Waivers]()
+SIGN_KEY = pytest.StashKey[Any]()  # the Ed25519 private key of --vcci-sign-key
 SANDBOX_KEY = pytest.StashKey[Any]()
 LATE_HTML_KEY = pytest.StashKey[Any]()
 
@@ -30,6 +33,8 @@ def activate(
             run["vcci_sandbox_env"] = str(_start_sandbox(config, Path(run["vcci_run_dir"])))
         settings = load_settings(_settings_path(config, run), config.getoption("vcci_set"))
         attestations = _load_attestations(config, settings)
+        waivers = _load_waivers(config, settings)
+        sign_key = None if is_worker else _load_sign_key(config)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     run_dir = Path(run["vcci_run_dir"])
@@ -44,6 +49,9 @@ def activate(
     )
     config.stash[CONTEXT_KEY] = context
     config.stash[ATTESTATIONS_KEY] = attestations
+    config.stash[WAIVERS_KEY] = waivers
+    if sign_key is not None:
+        config.stash[SIGN_KEY] = sign_key
     from pytest_vcci.plugin import RUN_ACTIVE
 
     config.stash[RUN_ACTIVE] = True
@@ -79,6 +87,40 @@ def _load_attestations(config: pytest.Config, settings: Settings) -> Attestation
     if path is None and settings.environment.attestations:
         path = settings.resolve_path(settings.environment.attestations)
     return load_attestations(path, set(load_catalog().ids))
+
+
+def _load_waivers(config: pytest.Config, settings: Settings) -> Waivers:
+    from pytest_vcci.checklist import load_catalog
+
+    raw = str(config.getini("vcci_waiver_max_days")).strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(
+            "ini", "vcci_waiver_max_days", f"expected a whole number of days >= 1, got {raw!r}"
+        )
+    given = config.getoption("vcci_waivers")
+    path = Path(given) if given else None
+    if path is None and settings.environment.waivers:
+        path = settings.resolve_path(settings.environment.waivers)
+    return load_waivers(path, set(load_catalog().ids), int(raw))
+
+
+def waivers_for(config: pytest.Config) -> Waivers:
+    try:
+        return config.stash[WAIVERS_KEY]
+    except KeyError:
+        return Waivers([], "<pytest-vcci not active>")
+
+
+def _load_sign_key(config: pytest.Config) -> Any:
+    given = config.getoption("vcci_sign_key")
+    if not given:
+        return None
+    from pytest_vcci.report.manifest import SigningError, load_private_key
+
+    try:
+        return load_private_key(Path(given))
+    except SigningError as exc:
+        raise SettingsError("--vcci-sign-key", given, str(exc)) from None
 
 
 def attestations_for(config: pytest.Config) -> Attestations:

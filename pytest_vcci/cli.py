@@ -1,4 +1,4 @@
-"""The ``vcci`` command: ``vcci checklist``, ``vcci sandbox up|down|env``.
+"""The ``vcci`` command: ``vcci checklist``, ``vcci sandbox up|down|env``, ``vcci verify``, ``vcci diff``.
 
 Subcommands live in their own modules and are imported only when used.
 """
@@ -16,6 +16,8 @@ USAGE = """usage: vcci COMMAND [ARGS]
 commands:
   checklist [--json] [--section N]   print the checklist catalog
   sandbox up|down|env [--dir DIR]    start, stop or show the embedded local staging
+  verify DIR [--public-key PEM]      check a report directory against its manifest (exit 1 if tampered)
+  diff OLD_DIR NEW_DIR [--json]      items whose status changed between two runs (exit 1 on a regression)
 """
 
 
@@ -31,6 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_checklist(rest)
     if command == "sandbox":
         return run_sandbox(rest)
+    if command == "verify":
+        from pytest_vcci.verify_cli import run_verify
+
+        return run_verify(rest)
+    if command == "diff":
+        from pytest_vcci.history import run_diff
+
+        return run_diff(rest)
     print(f"vcci: unknown command {command!r}\n{USAGE}", file=sys.stderr, end="")
     return 2
 

@@ -30,6 +30,9 @@ ACTIVATING_OPTIONS = (
     "vcci_gate",
     "vcci_strict",
     "vcci_attestations",
+    "vcci_waivers",
+    "vcci_sign_key",
+    "vcci_history",
     "vcci_allow_intrusive",
     "vcci_sandbox",
     "vcci_checklist",
@@ -75,6 +78,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="attestations file (TOML); default: [environment].attestations",
     )
     group.addoption(
+        "--vcci-waivers",
+        metavar="PATH",
+        help="waivers file (TOML): accepted risks per item; default: [environment].waivers",
+    )
+    group.addoption(
+        "--vcci-sign-key",
+        metavar="PATH",
+        help="Ed25519 private key (PEM) to sign the report directory's manifest.json",
+    )
+    group.addoption(
+        "--vcci-history",
+        metavar="DIR",
+        help="keep each run in DIR/<environment>/<UTC timestamp>/ (with a 'latest' pointer); "
+        "checklist.html shows each item's recent statuses",
+    )
+    group.addoption(
         "--vcci-allow-intrusive",
         action="store_true",
         default=None,
@@ -108,6 +127,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("vcci_report_dir", "default report directory", default="reports")
     parser.addini("vcci_gate", "default gate severity", default="high")
+    parser.addini(
+        "vcci_waiver_max_days",
+        "longest a waiver may last, in days from approved_on to expires_on",
+        default="90",
+    )
 
 
 def requested(config: pytest.Config) -> bool:

@@ -45,6 +45,7 @@ class VcciSession:
         self.tests: dict[str, TestRecord] = {}
         self.interrupted = False
         self.result: dict[str, Any] | None = None
+        self.recorded: Path | None = None  # this run's copy under --vcci-history
 
     # --- collection -------------------------------------------------------------------
 
@@ -140,6 +141,10 @@ class VcciSession:
         tests = {t.nodeid: t.to_dict() for t in self.tests.values()}
         for item in items:
             item["tests"] = [tests[nodeid] for nodeid in item["tests"]]
+        from pytest_vcci.activation import waivers_for
+
+        waivers = waivers_for(self.config)
+        waived = waivers.apply(items)
         stray = sum(
             1 for t in self.tests.values() if not t.checklist and t.outcome in ("failed", "error")
         )
@@ -156,15 +161,32 @@ class VcciSession:
             exit_status=verdict.exit_status,
             blocking=verdict.blocking,
             warnings=verdict.warnings,
+            waived=waived.applied,
+            waiver_warnings=waived.warnings,
+            stale_waivers=waived.stale,
+            waivers={"source": waivers.source, "count": len(waivers), "max_days": waivers.max_days},
         )
         if interrupted:
             run["exit_status"] = int(pytest.ExitCode.INTERRUPTED)
-        return {
+        result = {
             "run": run,
             "sections": section_table(items),
             "items": items,
             "tests": list(tests.values()),
         }
+        history = self.history_dir()
+        if history is not None:
+            from pytest_vcci.history import history_table, past_runs
+
+            result["history"] = history_table(past_runs(history, run["environment"]), run, items)
+        return result
+
+    def history_dir(self) -> Path | None:
+        value = self.config.getoption("vcci_history")
+        if not value:
+            return None
+        path = Path(value)
+        return path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
 
     def run_info(self) -> dict[str, Any]:
         workers = getattr(self.config.option, "numprocesses", None)
@@ -205,6 +227,20 @@ class VcciSession:
             write_atomic(out / "report.html", text)
             partial.unlink()
             _point_html_report_at(self.config, out / "report.html")
+        from pytest_vcci.report import manifest, oscal
+
+        write_atomic(out / oscal.FILENAME, oscal.render(result, out))
+        # Last: the manifest covers every file written above.
+        from pytest_vcci.activation import SIGN_KEY
+
+        history = self.history_dir()
+        exclude = [history] if history is not None else []
+        sign_key = self.config.stash.get(SIGN_KEY, None)
+        manifest.write_manifest(out, result["run"], sign_key, exclude)
+        if history is not None:
+            from pytest_vcci.history import record_run
+
+            self.recorded = record_run(history, result["run"], out)
 
     # --- terminal ---------------------------------------------------------------------
 
@@ -224,6 +260,18 @@ class VcciSession:
             **{color: True, "bold": True},
         )
         terminalreporter.write_line(f"reports: {self.report_dir / 'checklist.html'}")
+        for line in _evidence_lines(run, self.recorded):
+            terminalreporter.write_line(line, yellow=line.startswith(("waiver", "stale")))
+
+
+def _evidence_lines(run: dict[str, Any], recorded: Path | None) -> list[str]:
+    """Waivers applied, ignored or stale; where the run was kept."""
+    lines = [f"waived: {', '.join(run['waived'])}"] if run.get("waived") else []
+    lines.extend(f"waiver warning: {w}" for w in run.get("waiver_warnings", []))
+    lines.extend(f"stale waiver: {s['message']}" for s in run.get("stale_waivers", []))
+    if recorded is not None:
+        lines.append(f"history: {recorded}")
+    return lines
 
 
 def _message(report: pytest.TestReport, call: pytest.CallInfo[None], redact: Any) -> str:

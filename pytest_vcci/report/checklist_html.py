@@ -29,6 +29,8 @@ details{border-top:1px solid #eaeef2;padding:6px 0}details>summary{cursor:pointe
 .obs{border-collapse:collapse;margin-top:4px;font-size:13px}.obs td,.obs th{border:1px solid #d0d7de;padding:2px 6px;vertical-align:top}
 .ok{color:#1f883d;font-weight:700}.bad{color:#cf222e;font-weight:700}
 pre{white-space:pre-wrap;margin:4px 0;font-size:12px}
+.trend{margin-left:10px;white-space:nowrap}.tr{display:inline-block;width:9px;height:12px;margin-right:1px;border-radius:2px;vertical-align:middle}
+.waiver{border-left:3px solid #8250df;padding-left:6px}
 """
 
 
@@ -50,7 +52,7 @@ def render(result: dict[str, Any]) -> str:
             f"<section id='section-{number}'><h2>{number}. {escape(items[0]['section_name'])}"
             f" <span class='sev'>({len(items)} items)</span></h2>"
         )
-        parts.extend(_item(item) for item in items)
+        parts.extend(_item(item, _trend(result.get("history"), item["id"])) for item in items)
         parts.append("</section>")
     parts.append("</main></body></html>\n")
     return "".join(parts)
@@ -84,13 +86,39 @@ def _summary(sections: list[dict[str, Any]]) -> str:
     )
 
 
-def _item(item: dict[str, Any]) -> str:
+def _trend(history: dict[str, Any] | None, item_id: str) -> str:
+    """The item's status over the last runs (oldest first, this run last), from --vcci-history."""
+    if not history or item_id not in history["items"]:
+        return ""
+    cells = "".join(
+        f"<span class='tr s-{status}' title='{escape(run['started_at'] or run['dir'])}: "
+        f"{status.replace('_', ' ')}'></span>"
+        for run, status in zip(history["runs"], history["items"][item_id], strict=False)
+    )
+    return f"<span class='trend' title='last {len(history['runs'])} runs'>{cells}</span>"
+
+
+def _waiver(waiver: dict[str, Any], was: str) -> str:
+    scope = (
+        f" (tests matching <code>{escape(waiver['nodeid'])}</code>)" if waiver.get("nodeid") else ""
+    )
+    return (
+        f"<p class='msg waiver'><b>waived</b> ({escape(was)}){scope}: ticket "
+        f"{escape(waiver['ticket'])}, approved by {escape(waiver['approved_by'])} on "
+        f"{escape(waiver['approved_on'])}, expires {escape(waiver['expires_on'])}. "
+        f"{escape(waiver['justification'])}</p>"
+    )
+
+
+def _item(item: dict[str, Any], trend: str = "") -> str:
     status = item["status"]
     criteria = "".join(f"<li>{escape(c)}</li>" for c in item["criteria"])
     body = [f"<ul>{criteria}</ul>"]
     if item.get("message"):
         body.append(f"<p class='msg'>{escape(item['message'])}</p>")
-    for extra in ("waiver", "attestation"):
+    if item.get("waiver"):
+        body.append(_waiver(item["waiver"], item.get("waived_status", "failed")))
+    for extra in ("attestation",):
         if item.get(extra):
             body.append(f"<p class='msg'>{extra}: {escape(json.dumps(item[extra]))}</p>")
     body.extend(_test(test) for test in item["tests"])
@@ -99,7 +127,7 @@ def _item(item: dict[str, Any]) -> str:
         f"<span class='status s-{status}'>{status.replace('_', ' ')}</span>"
         f"<span class='id'>{escape(item['id'])}</span>{escape(item['title'])}"
         f"<span class='sev'>{escape(item['severity'])} &middot; {escape(item['automation'])}</span>"
-        f"</summary>{''.join(body)}</details>"
+        f"{trend}</summary>{''.join(body)}</details>"
     )
 
 
