@@ -29,3 +29,9 @@ if ! .venv/bin/python -c "import pytest_vcci, moto, tomli_w" >/dev/null 2>&1 || 
   uv pip install -q --python .venv/bin/python -e ".[dev]"
   touch .venv/.installed
 fi
+# compliance-trestle validates the OSCAL output in tests (tests/test_oscal.py). It gets its own
+# virtualenv so its pins never touch the project's.
+if ! .venv-oscal/bin/python -c "import trestle.oscal.assessment_results" >/dev/null 2>&1; then
+  [ -x .venv-oscal/bin/python ] || uv venv -q .venv-oscal --python python3.11 || uv venv -q .venv-oscal
+  uv pip install -q --python .venv-oscal/bin/python "compliance-trestle==5.2.0"
+fi
