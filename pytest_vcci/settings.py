@@ -136,6 +136,9 @@ class TlsTable(Timeouts):
 
 class HostTable(Table):
     backend: str = "local://"
+    resolver: str | None = Field(None, description="DNS server address for resolve(); None: system")
+    resolver_port: int = Field(53, ge=1, le=65535)
+    dns_timeout: float = Field(5.0, gt=0, le=60)
 
 
 TABLES: dict[str, type[Table]] = {
