@@ -263,7 +263,8 @@ def _label(key: tuple[str, str, str]) -> str:
 
 
 def _value(observation: dict[str, Any]) -> str:
-    verdict = {True: "pass", False: "FAIL"}.get(observation.get("passed"), "info")
+    passed = observation.get("passed")
+    verdict = "info" if passed is None else "pass" if passed else "FAIL"
     observed = json.dumps(observation.get("observed"))
     if len(observed) > 120:
         observed = observed[:117] + "..."

@@ -166,7 +166,8 @@ def _observation(test: dict[str, Any], run: dict[str, Any], ids: _Ids) -> dict[s
 
 
 def _evidence(observation: dict[str, Any]) -> dict[str, Any]:
-    verdict = {True: "pass", False: "fail"}.get(observation.get("passed"), "info")
+    passed = observation.get("passed")
+    verdict = "info" if passed is None else "pass" if passed else "fail"
     where = f"{observation['where']}: " if observation.get("where") else ""
     return {
         "description": (
