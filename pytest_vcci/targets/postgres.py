@@ -1,0 +1,300 @@
+"""The ``db`` target: PostgreSQL through psycopg 3, read-only, bounded in time.
+
+Read-only in three layers:
+1. before anything is sent, a statement must be one read (SELECT, WITH, SHOW, EXPLAIN, VALUES,
+   TABLE) and must not call a function with side effects (``set_config`` could switch the
+   session back to read-write; ``pg_terminate_backend`` would disturb the application);
+2. the session starts with ``default_transaction_read_only=on``, so the server itself refuses a
+   write that passed step 1 (a writable CTE, a volatile function);
+3. the server's refusal (SQLSTATE 25006) is reported as a ReadOnlyViolation.
+
+Bounded time: ``connect_timeout`` covers connecting (TCP, TLS, auth), ``statement_timeout`` is
+set on the session, and a watchdog shuts the socket if the server sends nothing for
+``read_timeout`` seconds (a hung server, not a slow query: that one is cancelled server-side).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+from pytest_vcci.targets.base import ReadOnlyViolation, TargetUnreachable, one_line
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pytest_vcci.context import RunContext
+    from pytest_vcci.settings import PostgresTable
+    from pytest_vcci.targets.base import TargetGate
+
+T = TypeVar("T")
+TARGET = "postgres"
+APPLICATION_NAME = "pytest-vcci"
+READ_STATEMENTS = ("select", "with", "show", "explain", "values", "table")
+# Functions that change something although a read-only transaction lets them run.
+SIDE_EFFECT_FUNCTIONS = re.compile(
+    r"\b(set_config|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile"
+    r"|pg_switch_wal|pg_create_restore_point|pg_promote|pg_wal_replay_(?:pause|resume)"
+    r"|pg_stat_reset\w*|pg_stat_statements_reset|pg_(?:try_)?advisory_\w*|pg_notify"
+    r"|lo_\w+|dblink\w*|pg_(?:create|drop|copy)_\w*replication_slot|pg_replication_origin_\w+"
+    r"|pg_file_\w+|pg_logical_emit_message|txid_current|pg_current_xact_id)\s*\("
+)
+# Comments, literals and quoted identifiers, so keywords are only looked for in the code.
+# Plain '...' strings take no backslash escapes (standard_conforming_strings is forced on).
+# An E or $ that continues a name (date'...', foo$x$) does not open a literal: the server reads
+# those as a name and a plain string, so the guard must too or it could be fooled.
+_LEXEMES = re.compile(
+    r"--[^\n]*|/\*.*?\*/"
+    r"|(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'"
+    r"|\"((?:[^\"]|\"\")*)\""
+    r"|(?<![\w$])\$([A-Za-z_][A-Za-z_0-9]*|)\$.*?\$\2\$",
+    re.S,
+)
+
+
+# --- the statement guard ------------------------------------------------------------------
+
+
+def _code_only(sql: str) -> str:
+    """The statement without comments and literals; quoted identifiers keep their name."""
+
+    def keep(match: re.Match[str]) -> str:
+        if match.group(1) is not None:  # "Quoted" names still name functions
+            return f" {match.group(1).replace(chr(34) * 2, chr(34))} "
+        return " '' " if match.group(0)[0] in "'eE$" else " "
+
+    return _LEXEMES.sub(keep, sql).lower()
+
+
+def check_statement(sql: str) -> None:
+    """Refuse (before it is sent) anything but a single read statement."""
+    if re.search(r"(?i)\bu&[\"']", sql):
+        raise ReadOnlyViolation(TARGET, "a unicode-escaped name or string (U&...)")
+    code = _code_only(sql).strip()
+    if ";" in code.rstrip("; \t\n"):
+        raise ReadOnlyViolation(TARGET, "more than one statement in a call")
+    first = re.match(r"[\s(]*([a-z_]+)", code)
+    keyword = first.group(1) if first else ""
+    if keyword not in READ_STATEMENTS:
+        shown = keyword.upper() or "an empty statement"
+        raise ReadOnlyViolation(TARGET, f"{shown} (only {', '.join(READ_STATEMENTS).upper()} "
+                                        "are sent)")
+    called = SIDE_EFFECT_FUNCTIONS.search(code)
+    if called:
+        raise ReadOnlyViolation(TARGET, f"{called.group(1)}() (it has side effects)")
+    if re.search(r"\bread\s+write\b", code):
+        raise ReadOnlyViolation(TARGET, "READ WRITE")
+
+
+# --- connection parameters ----------------------------------------------------------------
+
+
+def connection_params(dsn: str, table: PostgresTable) -> dict[str, Any]:
+    """The DSN's own parameters (sslmode, ...) plus ours: timeouts, read-only, our name."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params: dict[str, Any] = conninfo_to_dict(dsn)
+    except ProgrammingError:
+        # libpq's message quotes the DSN, password included: say where, not what.
+        raise ValueError("[postgres] DSN is not a valid libpq URL or key=value string") from None
+    forced = (f"-c default_transaction_read_only=on -c statement_timeout="
+              f"{table.statement_timeout_ms} -c standard_conforming_strings=on")
+    # Ours come last: the server applies -c options in order, so they win over the DSN's.
+    params["options"] = f"{params['options']} {forced}" if params.get("options") else forced
+    params["connect_timeout"] = max(2, math.ceil(table.connect_timeout))
+    params["application_name"] = APPLICATION_NAME
+    return params
+
+
+# --- the target ---------------------------------------------------------------------------
+
+
+class Database:
+    """One PostgreSQL server (primary or replica), reached read-only."""
+
+    def __init__(self, table: PostgresTable, gate: TargetGate, *, dsn: str | None = None,
+                 target: str = TARGET) -> None:
+        self.table = table
+        self.gate = gate
+        self.target = target
+        self._params = connection_params(dsn or table.dsn, table)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._replicas: list[Database] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Database {self.describe()}>"
+
+    def describe(self) -> str:
+        """user@host:port/db (sslmode): where it points, never the password."""
+        p = self._params
+        user = f"{p['user']}@" if p.get("user") else ""
+        where = f"{user}{p.get('host', 'localhost')}:{p.get('port', 5432)}/{p.get('dbname', '')}"
+        return f"{self.target} {where} (sslmode={p.get('sslmode', 'prefer')})"
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def ensure(self) -> Database:
+        """Probe once per run (all workers); TargetUnreachable if it is down."""
+        self.gate.ensure(self.target, self._probe)
+        return self
+
+    def _probe(self) -> None:
+        fired = threading.Event()
+        try:
+            conn = self._connection()
+            with _Watchdog(conn, self.table.read_timeout, fired):
+                conn.execute("SELECT 1")
+        except Exception as exc:
+            self._disconnect()
+            if fired.is_set():
+                raise TimeoutError(self._silence()) from None
+            raise _scrubbed(exc, self._params.get("password")) from None
+
+    def _silence(self) -> str:
+        return f"no answer within read_timeout={self.table.read_timeout:g}s"
+
+    def close(self) -> None:
+        self._disconnect()
+        for replica in self._replicas or []:
+            replica.close()
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        if self._conn is None or self._conn.closed:
+            # Autocommit: every statement is its own (read-only) transaction.
+            self._conn = psycopg.connect(**self._params, autocommit=True)
+        return self._conn
+
+    # --- queries --------------------------------------------------------------------------
+
+    def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        from psycopg.rows import dict_row
+
+        check_statement(sql)
+
+        def fetch(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+            with conn.cursor(row_factory=dict_row) as cursor:
+                return cursor.execute(sql.encode(), params).fetchall()
+
+        return self._call(fetch)
+
+    def value(self, sql: str, params: Any = None) -> Any:
+        """The first column of the first row (None when there is no row)."""
+        check_statement(sql)
+        row = self._call(lambda conn: conn.execute(sql.encode(), params).fetchone())
+        return row[0] if row else None
+
+    def setting(self, name: str) -> str:
+        """A server setting as SHOW prints it (with its unit: '64MB')."""
+        value = self.value("SELECT current_setting(%s)", (name,))
+        return str(value)
+
+    def server_version(self) -> int:
+        """server_version_num, e.g. 150008 for 15.8."""
+        version: int = self._call(lambda conn: conn.info.server_version)
+        return version
+
+    def tls(self) -> dict[str, Any]:
+        """This session's TLS as the server sees it: ssl, version, cipher, bits."""
+        rows = self.rows("SELECT ssl, version, cipher, bits FROM pg_stat_ssl "
+                         "WHERE pid = pg_backend_pid()")
+        return rows[0] if rows else {"ssl": False, "version": None, "cipher": None, "bits": None}
+
+    def replicas(self) -> list[Database]:
+        """One Database per configured replica DSN (each with its own fail-fast state)."""
+        if self._replicas is None:
+            self._replicas = [Database(self.table, self.gate, dsn=dsn,
+                                       target=f"{self.target}-replica-{n}")
+                              for n, dsn in enumerate(self.table.replicas, start=1)]
+        return self._replicas
+
+    # --- the one way to the server --------------------------------------------------------
+
+    def _call(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        import psycopg
+
+        self.gate.check(self.target)
+        with self._lock:
+            fired = threading.Event()
+            try:
+                conn = self._connection()
+                with _Watchdog(conn, self.table.read_timeout, fired):
+                    return work(conn)
+            except psycopg.errors.ReadOnlySqlTransaction as exc:
+                raise ReadOnlyViolation(self.target, f"a write: the server said "
+                                                     f"{one_line(exc)}") from None
+            except psycopg.OperationalError as exc:
+                if not (fired.is_set() or self._conn is None or self._conn.broken):
+                    raise  # e.g. statement_timeout: this query, not the server
+                self._disconnect()
+                cause = (f"TimeoutError: {self._silence()}" if fired.is_set()
+                         else one_line(_scrubbed(exc, self._params.get("password"))))
+                self.gate.mark_down(self.target, cause)
+                raise TargetUnreachable(self.target, cause) from None
+
+
+def _scrubbed(exc: BaseException, secret: str | None) -> BaseException:
+    """The same error without the password in its text (libpq does not put it there, but a
+    DSN or a driver might)."""
+    text = str(exc)
+    if not secret or secret not in text:
+        return exc
+    try:
+        return type(exc)(text.replace(secret, "[REDACTED]"))
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {text.replace(secret, '[REDACTED]')}")
+
+
+class _Watchdog:
+    """Shut the socket if the server has not answered after ``seconds`` (a hung server)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], seconds: float,
+                 fired: threading.Event) -> None:
+        self._timer = threading.Timer(seconds, self._fire, (conn, fired))
+        self._timer.daemon = True
+
+    @staticmethod
+    def _fire(conn: psycopg.Connection[Any], fired: threading.Event) -> None:
+        fired.set()
+        try:
+            # shutdown() acts on the socket itself, so libpq's blocked read returns at once.
+            with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except Exception:
+            pass
+
+    def __enter__(self) -> None:
+        self._timer.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+# --- fixture ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def db(vcci_context: RunContext) -> Iterator[Database]:
+    """The environment's PostgreSQL primary, read-only; skips when [postgres] is absent."""
+    table = vcci_context.target_table("postgres")
+    database = Database(table, vcci_context.gate)
+    try:
+        yield database.ensure()
+    finally:
+        database.close()
