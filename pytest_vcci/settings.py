@@ -141,6 +141,47 @@ class HostTable(Table):
     dns_timeout: float = Field(5.0, gt=0, le=60)
 
 
+class SmtpTable(Timeouts):
+    """The outgoing mail server (9.1.3): reachability and STARTTLS only, nothing is sent."""
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    sending_domain: str | None = Field(None, description="domain whose SPF/DKIM/DMARC to check")
+    dkim_selector: str = "default"
+
+
+class ReportsTable(Table):
+    """External reports the suites ingest (paths relative to the environment file)."""
+
+    trivy: list[str] = []
+    zap: str | None = None
+    locust: str | None = Field(None, description="Locust --csv stats file (*_stats.csv)")
+    k6: str | None = Field(None, description="k6 --summary-export JSON")
+    max_age_hours: float = Field(168.0, gt=0, description="older reports fail as stale")
+
+
+class DocsTable(Table):
+    """Where documentation, runbooks and versioned manifests live (10.1.x, 8.1.3, 8.2.3)."""
+
+    directory: str | None = None
+    url: str | None = None
+    manifests_repository: str | None = Field(None, description="git checkout of the manifests")
+
+
+class PerformanceTable(Table):
+    """Bounds for the intrusive load probes (7.1.x, 11.1.3)."""
+
+    api_endpoints: list[str] = ["/health/ready"]
+    api_requests: int = Field(200, ge=1, le=100000)
+    api_concurrency: int = Field(10, ge=1, le=500)
+    db_queries: list[str] = ["SELECT 1"]
+    db_iterations: int = Field(200, ge=1, le=100000)
+    db_concurrency: int = Field(4, ge=1, le=64)
+    max_seconds: float = Field(60.0, gt=0, le=3600)
+    window: str = Field("1h", description="PromQL range for latency/error-rate queries")
+
+
 TABLES: dict[str, type[Table]] = {
     "environment": EnvironmentTable,
     "kubernetes": KubernetesTable,
@@ -153,6 +194,10 @@ TABLES: dict[str, type[Table]] = {
     "alertmanager": HttpTable,
     "grafana": HttpTable,
     "host": HostTable,
+    "smtp": SmtpTable,
+    "reports": ReportsTable,
+    "docs": DocsTable,
+    "performance": PerformanceTable,
 }
 OTHER_TABLES = ("thresholds", "expect")
 
@@ -325,6 +370,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(str(path), "", "environment file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(str(path), "", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(str(path), "", f"not valid TOML: not UTF-8 (byte {exc.start})") from None
     except OSError as exc:
         raise SettingsError(str(path), "", f"cannot read: {exc.strerror}") from None
 
