@@ -1,0 +1,78 @@
+"""Shared fixtures of the readiness suites: settings, thresholds and expected resources.
+
+Checks read numbers from the catalog's thresholds (overridable per environment) and resource
+names from the environment file's [expect] table, never from literals in a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def settings(vcci_context: Any) -> Any:
+    return vcci_context.settings
+
+
+@pytest.fixture(scope="session")
+def threshold(settings: Any) -> Callable[[str, str], Any]:
+    """``threshold("3.2.4", "backend_replicas")``: the environment's value or the catalog's."""
+    return settings.threshold
+
+
+@pytest.fixture(scope="session")
+def expect(settings: Any) -> Callable[..., Any]:
+    """``expect("aws", "buckets")``: a value of the [expect] table; skip when it is absent."""
+
+    def lookup(*path: str, default: Any = ...) -> Any:
+        node: Any = settings.expect
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                if default is not ...:
+                    return default
+                pytest.skip(f"[expect.{'.'.join(path)}] is not set in {settings.source}")
+            node = node[key]
+        return node
+
+    return lookup
+
+
+@pytest.fixture(scope="session")
+def namespace(vcci_context: Any) -> str:
+    """The application namespace ([kubernetes].namespace)."""
+    table = vcci_context.target_table("kubernetes")
+    return str(table.namespace)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "each(argname, *path): parametrize argname over the list (or table keys) at "
+        "[expect.<path>] of the environment file, one test per resource",
+    )
+
+
+def expected(config: pytest.Config, *path: str, default: Any = None) -> Any:
+    """A value of [expect] at collection time (None when the plugin is not active)."""
+    from pytest_vcci.context import CONTEXT_KEY
+
+    context = config.stash.get(CONTEXT_KEY, None)
+    node: Any = context.settings.expect if context is not None else {}
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    return node
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    for mark in metafunc.definition.iter_markers("each"):
+        argname, *path = mark.args
+        values = expected(metafunc.config, *path, default=[])
+        if isinstance(values, dict):
+            values = list(values)
+        # An empty list makes pytest skip the test with "got empty parameter set".
+        metafunc.parametrize(argname, list(values), ids=[str(v) for v in values])
