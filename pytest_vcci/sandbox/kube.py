@@ -1,0 +1,112 @@
+"""The sandbox's Kubernetes: the API emulator as a child process, serving a manifests directory.
+
+Tests that need a broken cluster copy the staging manifests, change one file and pass the copy
+as ``manifests``; everything else (token, port, request log) stays the same.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_vcci.sandbox.base import Component, free_port, port_open, wait_until
+from pytest_vcci.sandbox.kube_emulator import TOKEN_ENV
+
+STAGING_MANIFESTS = Path(__file__).parent / "manifests" / "staging"
+TOKEN_VAR = "VCCI_SANDBOX_KUBE_TOKEN"
+
+
+@dataclass
+class KubeComponent(Component):
+    """A Kubernetes API emulator on 127.0.0.1, with a bearer token generated per start."""
+
+    name: str = "kubernetes"
+    manifests: Path = STAGING_MANIFESTS
+    namespace: str = "vcci-staging"
+    latency_ms: int = 0
+    extra_pods: int = 0
+    expire_continue: int = 0
+    hang: bool = False  # accept connections and never answer (fail-fast tests)
+    port: int = 0
+    token: str = field(default="", repr=False)
+
+    @property
+    def server(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def request_log(self) -> Path:
+        return self.log_path("kube-requests.jsonl")
+
+    def start(self) -> None:
+        self.port = self.port or free_port()
+        self.token = self.token or secrets.token_urlsafe(24)
+        self.request_log.parent.mkdir(parents=True, exist_ok=True)
+        proc = self.spawn(
+            self._argv(), "kube-emulator.log", env={TOKEN_ENV: self.token}
+        )  # not in argv: ps shows argv
+        if self.hang:
+            wait_until(
+                lambda: port_open(self.port),
+                "kube emulator (hang)",
+                15,
+                proc,
+                self.log_path("kube-emulator.log"),
+            )
+        else:
+            wait_until(self._answers, "kube emulator", 30, proc, self.log_path("kube-emulator.log"))
+
+    def _argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "pytest_vcci.sandbox.kube_emulator", "--port", str(self.port)]
+        if self.hang:
+            return [*argv, "--hang"]
+        argv += ["--manifests", str(self.manifests), "--request-log", str(self.request_log)]
+        if self.latency_ms:
+            argv += ["--latency-ms", str(self.latency_ms)]
+        if self.extra_pods:
+            argv += ["--extra-pods", str(self.extra_pods)]
+        if self.expire_continue:
+            argv += ["--expire-continue", str(self.expire_continue)]
+        return argv
+
+    def _answers(self) -> bool:
+        return "gitVersion" in self.get("/version")
+
+    def get(self, path: str, *, authenticated: bool = True, timeout: float = 5.0) -> Any:
+        """GET a path of the emulator and decode its JSON (for tests and readiness)."""
+        request = urllib.request.Request(self.server + path)
+        if authenticated:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def requests(self) -> dict[str, Any]:
+        """The emulator's request counts: total, by_verb, by_path ("GET /api/v1/nodes")."""
+        counts: dict[str, Any] = self.get("/_emulator/requests", authenticated=False)
+        return counts
+
+    def reset_requests(self) -> None:
+        self.get("/_emulator/reset", authenticated=False)
+
+    def logged_requests(self) -> list[dict[str, Any]]:
+        """Every request the emulator logged, oldest first."""
+        if not self.request_log.exists():
+            return []
+        return [json.loads(line) for line in self.request_log.read_text().splitlines() if line]
+
+    def env_tables(self) -> dict[str, dict[str, Any]]:
+        return {
+            "kubernetes": {
+                "server": self.server,
+                "token": f"${{{TOKEN_VAR}}}",
+                "namespace": self.namespace,
+            }
+        }
+
+    def env_vars(self) -> dict[str, str]:
+        return {TOKEN_VAR: self.token}

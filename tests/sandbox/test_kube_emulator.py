@@ -1,0 +1,458 @@
+"""The Kubernetes API emulator, over real HTTP, as the API server would answer.
+
+One emulator (the staging manifests) serves most tests; tests that need other options (latency,
+hang, a broken manifest) start their own. Every child process is stopped by its fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_vcci.sandbox.kube import STAGING_MANIFESTS, KubeComponent
+from pytest_vcci.sandbox.kube_emulator import (
+    ManifestError,
+    build_store,
+    generate_pods,
+    load_manifests,
+)
+
+NS = "vcci-staging"
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeComponent]:
+    component = KubeComponent(workdir=tmp_path_factory.mktemp("kube"))
+    try:
+        component.start()
+        yield component
+    finally:
+        component.stop()
+
+
+def call(
+    kube: KubeComponent,
+    path: str,
+    method: str = "GET",
+    *,
+    token: str | None = None,
+    body: bytes | None = None,
+) -> tuple[int, Any]:
+    """(status, decoded body) of one request; error statuses are returned, not raised."""
+    request = urllib.request.Request(kube.server + path, data=body, method=method)
+    request.add_header("Authorization", f"Bearer {kube.token if token is None else token}")
+    if body is not None:
+        request.add_header("Content-Type", "application/merge-patch+json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw, kind = response.status, response.read(), response.headers["Content-Type"]
+    except urllib.error.HTTPError as exc:
+        status, raw, kind = exc.code, exc.read(), exc.headers["Content-Type"]
+    if kind == "application/json" and raw:
+        return status, json.loads(raw)
+    return status, raw.decode()
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return [item["metadata"]["name"] for item in items]
+
+
+# --- discovery and reads ----------------------------------------------------------------
+
+
+def test_version_and_discovery(kube: KubeComponent) -> None:
+    status, version = call(kube, "/version")
+    assert status == 200
+    assert version["gitVersion"].startswith("v1.29.")
+
+    assert call(kube, "/api")[1]["versions"] == ["v1"]
+    groups = {g["name"]: g["preferredVersion"]["version"] for g in call(kube, "/apis")[1]["groups"]}
+    assert groups["apps"] == "v1"
+    assert groups["autoscaling"] == "v2"
+    assert groups["rbac.authorization.k8s.io"] == "v1"
+
+    core = {r["name"]: r for r in call(kube, "/api/v1")[1]["resources"]}
+    assert core["pods"]["namespaced"] is True
+    assert core["pods"]["verbs"] == ["get", "list"]
+    assert core["nodes"]["namespaced"] is False
+    assert "pods/log" in core
+    apps = call(kube, "/apis/apps/v1")[1]
+    assert apps["groupVersion"] == "apps/v1"
+    assert {"deployments", "replicasets", "daemonsets", "statefulsets"} <= {
+        r["name"] for r in apps["resources"]
+    }
+    assert call(kube, "/apis/example.com/v1")[0] == 404
+
+
+def test_get_one_object(kube: KubeComponent) -> None:
+    status, deployment = call(kube, f"/apis/apps/v1/namespaces/{NS}/deployments/backend")
+    assert status == 200
+    assert (deployment["kind"], deployment["apiVersion"]) == ("Deployment", "apps/v1")
+    assert deployment["spec"]["replicas"] == 3
+
+    node_name = "ip-10-20-1-11.eu-west-1.compute.internal"
+    status, node = call(kube, f"/api/v1/nodes/{node_name}")
+    assert status == 200
+    assert node["metadata"]["labels"]["topology.kubernetes.io/zone"] == "eu-west-1a"
+    assert call(kube, f"/api/v1/namespaces/{NS}")[1]["status"]["phase"] == "Active"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (f"/apis/apps/v1/namespaces/{NS}/deployments/nope", 'deployments "nope" not found'),
+        (f"/api/v1/namespaces/{NS}/widgets", "the server could not find the requested resource"),
+        ("/api/v1/pods/some-pod", "the server could not find the requested resource"),
+        ("/nothing/here", "the server could not find the requested resource"),
+        ("/", "the server could not find the requested resource"),
+    ],
+)
+def test_unknown_paths_and_objects_are_404_status(
+    kube: KubeComponent, path: str, message: str
+) -> None:
+    status, body = call(kube, path)
+    assert status == 404
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "NotFound", 404)
+    assert body["message"] == message
+
+
+def test_list_namespaced_and_cluster_wide(kube: KubeComponent) -> None:
+    status, pods = call(kube, f"/api/v1/namespaces/{NS}/pods")
+    assert status == 200
+    assert (pods["kind"], pods["apiVersion"]) == ("PodList", "v1")
+    assert pods["metadata"]["resourceVersion"].isdigit()
+    assert len(pods["items"]) == 8  # backend 3 + frontend 2 + worker 3
+    assert "kind" not in pods["items"][0]  # like the API server: list items carry no kind
+
+    everywhere = call(kube, "/api/v1/pods")[1]["items"]
+    namespaces = {p["metadata"]["namespace"] for p in everywhere}
+    assert {NS, "monitoring", "logging", "kube-system", "ingress-nginx"} <= namespaces
+    fluent_bit = [p for p in everywhere if p["metadata"]["namespace"] == "logging"]
+    assert len(fluent_bit) == 6  # the DaemonSet runs on every node
+    assert call(kube, "/api/v1/namespaces/nowhere/pods")[1]["items"] == []
+
+
+def test_staging_manifests_deserialize_into_the_official_models(kube: KubeComponent) -> None:
+    """The kubernetes client's own models accept every object: the manifests are realistic."""
+    from kubernetes import client
+
+    configuration = client.Configuration(host=kube.server)
+    configuration.api_key = {"BearerToken": kube.token}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    with client.ApiClient(configuration) as api:
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        assert client.VersionApi(api).get_code().git_version.startswith("v1.29.")
+        statuses = [p.status for p in core.list_namespaced_pod(NS).items if p.status]
+        assert len(statuses) == 8
+        assert {s.phase for s in statuses} == {"Running"}
+        containers = [c for s in statuses for c in s.container_statuses or []]
+        assert len(containers) == 8
+        assert all(c.ready and c.restart_count == 0 for c in containers)
+        assert len(core.list_node().items) == 6
+        assert [d.spec.replicas for d in apps.list_namespaced_deployment(NS).items] == [3, 2, 3]
+        hpas = client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(NS)
+        assert sorted((h.spec.min_replicas, h.spec.max_replicas) for h in hpas.items) == [
+            (3, 20),
+            (3, 50),
+        ]
+        for lister in (
+            core.list_service_for_all_namespaces,
+            core.list_config_map_for_all_namespaces,
+            core.list_secret_for_all_namespaces,
+            core.list_event_for_all_namespaces,
+            core.list_persistent_volume_claim_for_all_namespaces,
+            core.list_namespace,
+            apps.list_replica_set_for_all_namespaces,
+            apps.list_daemon_set_for_all_namespaces,
+            apps.list_stateful_set_for_all_namespaces,
+            client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces,
+            client.NetworkingV1Api(api).list_ingress_for_all_namespaces,
+            client.NetworkingV1Api(api).list_network_policy_for_all_namespaces,
+            client.NetworkingV1Api(api).list_ingress_class,
+            client.PolicyV1Api(api).list_pod_disruption_budget_for_all_namespaces,
+            client.RbacAuthorizationV1Api(api).list_cluster_role_binding,
+            client.BatchV1Api(api).list_cron_job_for_all_namespaces,
+        ):
+            assert lister().items, lister.__name__
+
+
+# --- pagination -------------------------------------------------------------------------
+
+
+def test_limit_2_over_6_nodes_takes_3_pages(kube: KubeComponent) -> None:
+    seen: list[str] = []
+    remaining: list[int | None] = []
+    token, pages = "", 0
+    while True:
+        path = "/api/v1/nodes?limit=2" + (f"&continue={token}" if token else "")
+        status, page = call(kube, path)
+        assert status == 200
+        pages += 1
+        seen += names(page["items"])
+        remaining.append(page["metadata"].get("remainingItemCount"))
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert pages == 3
+    assert remaining == [4, 2, None]
+    assert len(set(seen)) == 6
+    assert seen == sorted(seen)  # key order, like etcd
+
+
+@pytest.mark.parametrize("token", ["garbage", "eyJvIjoyLCJxIjoiMDAwMDAwMDAwMDAwMDAwMCJ9.abc"])
+def test_unknown_continue_token_is_410_expired(kube: KubeComponent, token: str) -> None:
+    status, body = call(kube, f"/api/v1/nodes?limit=2&continue={token}")
+    assert status == 410
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "Expired", 410)
+
+
+def test_continue_token_of_another_list_is_410(kube: KubeComponent) -> None:
+    token = call(kube, "/api/v1/nodes?limit=2")[1]["metadata"]["continue"]
+    assert call(kube, f"/api/v1/namespaces/{NS}/pods?limit=2&continue={token}")[0] == 410
+
+
+def test_expire_hook_expires_the_next_token_only(kube: KubeComponent) -> None:
+    token = call(kube, "/api/v1/nodes?limit=2")[1]["metadata"]["continue"]
+    kube.get("/_emulator/expire-continue?count=1", authenticated=False)
+    assert call(kube, f"/api/v1/nodes?limit=2&continue={token}")[0] == 410
+    assert call(kube, f"/api/v1/nodes?limit=2&continue={token}")[0] == 200
+
+
+# --- selectors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("app.kubernetes.io/name=vcci-backend", 3),
+        ("app.kubernetes.io/name==vcci-backend", 3),
+        ("app.kubernetes.io/name!=vcci-backend", 5),
+        ("app.kubernetes.io/component in (api,worker)", 6),
+        ("app.kubernetes.io/component notin (api, worker)", 2),
+        ("app.kubernetes.io/part-of=gl-vcci,app.kubernetes.io/component=web", 2),
+        ("pod-template-hash", 8),
+        ("!pod-template-hash", 0),
+        ("no-such-label!=x", 8),  # != also matches objects without the label
+        ("no-such-label", 0),
+    ],
+)
+def test_label_selectors(kube: KubeComponent, selector: str, expected: int) -> None:
+    query = urllib.parse.quote(selector)
+    status, pods = call(kube, f"/api/v1/namespaces/{NS}/pods?labelSelector={query}")
+    assert status == 200
+    assert len(pods["items"]) == expected
+
+
+def test_bad_label_selector_is_400(kube: KubeComponent) -> None:
+    status, body = call(kube, f"/api/v1/namespaces/{NS}/pods?labelSelector=a%20in%20b")
+    assert (status, body["reason"]) == (400, "BadRequest")
+
+
+def test_field_selectors(kube: KubeComponent) -> None:
+    node = "ip-10-20-2-12.eu-west-1.compute.internal"
+
+    def count(selector: str, path: str = "/api/v1/pods") -> int:
+        status, body = call(kube, f"{path}?fieldSelector={urllib.parse.quote(selector)}")
+        assert status == 200, body
+        return len(body["items"])
+
+    assert count("status.phase=Running") == count("metadata.name!=x") > 8
+    assert count("status.phase!=Running") == 0
+    assert count(f"spec.nodeName={node}") == 2  # a worker and fluent-bit on the compute node
+    assert count(f"metadata.namespace={NS}") == 8
+    assert count("metadata.name==backend", f"/apis/apps/v1/namespaces/{NS}/deployments") == 1
+    status, body = call(
+        kube, f"/apis/apps/v1/namespaces/{NS}/deployments?fieldSelector=status.phase%3DRunning"
+    )
+    assert (status, body["message"]) == (400, "field label not supported: status.phase")
+
+
+# --- logs -------------------------------------------------------------------------------
+
+
+def test_pod_logs_are_json_lines_with_request_ids(kube: KubeComponent) -> None:
+    pods = call(
+        kube, f"/api/v1/namespaces/{NS}/pods?labelSelector=app.kubernetes.io/name%3Dvcci-backend"
+    )[1]["items"]
+    name = pods[0]["metadata"]["name"]
+    status, text = call(kube, f"/api/v1/namespaces/{NS}/pods/{name}/log?tailLines=5")
+    assert status == 200
+    lines = text.splitlines()
+    assert len(lines) == 5
+    for line in lines:
+        entry = json.loads(line)
+        assert entry["level"] == "INFO"
+        assert entry["request_id"].startswith("req_")
+    full = call(kube, f"/api/v1/namespaces/{NS}/pods/{name}/log?container=backend")[1]
+    assert full.splitlines()[-5:] == lines
+
+
+def test_pod_log_errors(kube: KubeComponent) -> None:
+    name = names(call(kube, f"/api/v1/namespaces/{NS}/pods")[1]["items"])[0]
+    status, body = call(kube, f"/api/v1/namespaces/{NS}/pods/{name}/log?container=sidecar")
+    assert (status, body["message"]) == (400, f"container sidecar is not valid for pod {name}")
+    assert call(kube, f"/api/v1/namespaces/{NS}/pods/nope/log")[0] == 404
+    prometheus = call(kube, "/api/v1/namespaces/monitoring/pods/prometheus-0/log")
+    assert prometheus == (200, "")  # no sidecar file: an empty log
+
+
+# --- read-only, auth, counting, latency ---------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_writes_are_405_and_change_nothing(kube: KubeComponent, method: str) -> None:
+    path = f"/apis/apps/v1/namespaces/{NS}/deployments/backend"
+    before = call(kube, path)[1]
+    status, body = call(kube, path, method, body=b'{"spec":{"replicas":0}}')
+    assert status == 405
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "MethodNotAllowed", 405)
+    after = call(kube, path)[1]
+    assert after == before
+    assert after["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize("token", ["", "wrong-token"])
+def test_bearer_token_is_required(kube: KubeComponent, token: str) -> None:
+    status, body = call(kube, "/api/v1/nodes", token=token)
+    assert (status, body["reason"]) == (401, "Unauthorized")
+
+
+def test_requests_are_counted_logged_and_reset(kube: KubeComponent) -> None:
+    kube.reset_requests()
+    assert kube.requests()["total"] == 0
+    call(kube, "/api/v1/nodes")
+    call(kube, "/api/v1/nodes?limit=1")
+    call(kube, f"/api/v1/namespaces/{NS}/pods/x", "DELETE")
+    counts = kube.requests()
+    assert counts["total"] == 3
+    assert counts["by_verb"] == {"GET": 2, "DELETE": 1}
+    assert counts["by_path"]["GET /api/v1/nodes"] == 2
+    assert counts["by_path"][f"DELETE /api/v1/namespaces/{NS}/pods/x"] == 1
+    logged = kube.logged_requests()[-3:]
+    assert [(r["method"], r["query"], r["status"]) for r in logged] == [
+        ("GET", "", 200),
+        ("GET", "limit=1", 200),
+        ("DELETE", "", 405),
+    ]
+    kube.reset_requests()
+    assert kube.requests() == {"total": 0, "by_verb": {}, "by_path": {}}
+
+
+def test_latency_delays_every_answer(tmp_path: Path) -> None:
+    slow = KubeComponent(workdir=tmp_path, latency_ms=300)
+    try:
+        slow.start()
+        started = time.monotonic()
+        call(slow, "/version")
+        assert time.monotonic() - started >= 0.3
+    finally:
+        slow.stop()
+
+
+def test_hang_mode_accepts_and_never_answers(tmp_path: Path) -> None:
+    hung = KubeComponent(workdir=tmp_path, hang=True)
+    try:
+        hung.start()
+        with socket.create_connection(("127.0.0.1", hung.port), timeout=2) as sock:
+            sock.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)
+    finally:
+        hung.stop()
+
+
+# --- manifests --------------------------------------------------------------------------
+
+
+def test_owner_references_get_their_owner_uid() -> None:
+    store = build_store(STAGING_MANIFESTS)
+    by_name = {(e.resource.kind, e.namespace, e.name): e.obj for e in store.index.values()}
+    deployment = by_name[("Deployment", NS, "backend")]
+    replica_sets = [
+        o
+        for (kind, ns, _), o in by_name.items()
+        if kind == "ReplicaSet" and o["metadata"]["ownerReferences"][0]["name"] == "backend"
+    ]
+    assert len(replica_sets) == 2
+    for rs in replica_sets:
+        assert rs["metadata"]["ownerReferences"][0]["uid"] == deployment["metadata"]["uid"]
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {"apiVersion": "v1", "kind": "Widget", "metadata": {"name": "w"}},
+            "unknown kind 'Widget'",
+        ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "annotations": {"limit-rpm": 100}},
+            },
+            "metadata.annotations.limit-rpm must be a string",
+        ),
+        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}, "without metadata.name"),
+    ],
+)
+def test_bad_manifests_are_refused_naming_the_file(
+    tmp_path: Path, document: dict[str, Any], message: str
+) -> None:
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(ManifestError, match=message) as info:
+        build_store(tmp_path)
+    assert "broken.yaml: document 1" in str(info.value)
+
+
+def test_emulator_exits_with_the_manifest_error(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    shutil.copytree(STAGING_MANIFESTS, manifests)
+    (manifests / "99-bad.yaml").write_text("kind: Widget\napiVersion: v1\nmetadata: {name: w}\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_vcci.sandbox.kube_emulator",
+            "--port",
+            "0",
+            "--manifests",
+            str(manifests),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "99-bad.yaml: document 1: unknown kind 'Widget'" in result.stderr
+
+
+def test_yaml_timestamps_stay_strings(tmp_path: Path) -> None:
+    (tmp_path / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
+        "  creationTimestamp: 2025-01-06T09:00:00Z\n"
+    )
+    [(_, obj)] = list(load_manifests(tmp_path))
+    assert obj["metadata"]["creationTimestamp"] == "2025-01-06T09:00:00Z"
+
+
+def test_generated_pods_are_realistic_and_unique() -> None:
+    pods = list(generate_pods(10_000, nodes=["a", "b", "c"]))
+    assert len({p["metadata"]["name"] for p in pods}) == 10_000
+    assert {p["spec"]["nodeName"] for p in pods} == {"a", "b", "c"}
+    size = len(json.dumps(pods[0]))
+    assert 2_000 < size < 5_000, size
