@@ -145,7 +145,7 @@ class KubeApiError(Exception):
 
 
 class KubeAccessError(KubeApiError):
-    """401/403 or a TLS failure: every later call would fail the same way."""
+    """401 or a TLS failure: every later call would fail the same way."""
 
 
 def _api_error(what: str, status: int, reason: str, body: bytes | str | None) -> KubeApiError:
@@ -159,7 +159,9 @@ def _api_error(what: str, status: int, reason: str, body: bytes | str | None) ->
         message = str(answer.get("message") or "")
     except (ValueError, AttributeError, TypeError):
         pass
-    cls = KubeAccessError if status in (401, 403) else KubeApiError
+    # 401 (bad or expired credentials) fails every call alike; 403 is one kind RBAC does not
+    # grant (a read-only role without Secrets), so only that check fails.
+    cls = KubeAccessError if status == 401 else KubeApiError
     return cls(what, status, reason, message)
 
 
