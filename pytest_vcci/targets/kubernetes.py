@@ -14,7 +14,7 @@ Guards, in one place:
   ``[REDACTED]`` before anything is cached, written or returned.
 - Bounded time: every call has (connect, read) timeouts and no retries; the first use probes
   ``/version`` through the run's TargetGate, and a connection-level failure (refused, timed
-  out, 401/403, TLS) marks the target down so every later test errors at once with that cause.
+  out, 401, TLS) marks the target down so every later test errors at once with that cause.
 
 Requests go through the client's generic ``param_serialize``/``call_api`` and come back as raw
 bytes for ``json.loads``: no typed models, which would make 10,000 pods cost seconds. The
