@@ -162,7 +162,11 @@ def _enable_html(config: pytest.Config, out: Path, session: pytest.Session | Non
     """Have pytest-html write a self-contained report (moved into place atomically later)."""
     from pytest_vcci.session import HTML_PARTIAL
 
-    if not config.pluginmanager.hasplugin("html") or config.getoption("htmlpath", None):
+    if not config.pluginmanager.hasplugin("html"):
+        return
+    if config.getoption("htmlpath", None):
+        if session is not None:
+            _add_columns_to_started_html(config)
         return
     out.mkdir(parents=True, exist_ok=True)
     config.option.htmlpath = str(out / HTML_PARTIAL)
@@ -184,6 +188,17 @@ def _enable_html(config: pytest.Config, out: Path, session: pytest.Session | Non
         config.pluginmanager.register(html, "html-report")
         html.pytest_sessionstart(session)
         config.stash[LATE_HTML_KEY] = html
+
+
+def _add_columns_to_started_html(config: pytest.Config) -> None:
+    """The user's own --html report built its table header at session start, before our
+    Checklist column existed; add it there so the header matches the rows."""
+    from pytest_vcci.report import html_hooks
+
+    for plugin in config.pluginmanager.get_plugins():
+        data: Any = getattr(plugin, "_report", None)
+        if type(plugin).__module__.startswith("pytest_html") and hasattr(data, "table_header"):
+            html_hooks.pytest_html_results_table_header(cells=data.table_header)
 
 
 def replay(config: pytest.Config, reports: list[pytest.TestReport]) -> None:

@@ -92,11 +92,16 @@ def load_attestations(path: Path | None, catalog_ids: set[str]) -> Attestations:
         return Attestations([], "<no attestations file configured>")
     source = str(path)
     try:
-        data = tomllib.loads(path.read_text())
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
     except FileNotFoundError:
         raise SettingsError(source, "", "attestations file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(source, "", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(source, "", f"not valid TOML: not UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise SettingsError(source, "", f"cannot read: {exc.strerror}") from None
     unknown = set(data) - {"attestation"}
     if unknown:
         raise SettingsError(

@@ -28,6 +28,11 @@ from pytest_vcci.report.write import write_atomic
 
 EVIDENCE_KEY = pytest.StashKey[Evidence]()
 HTML_PARTIAL = ".report.html.partial"
+_STOPPED = (
+    pytest.ExitCode.INTERRUPTED,
+    pytest.ExitCode.INTERNAL_ERROR,
+    pytest.ExitCode.USAGE_ERROR,
+)
 
 
 class VcciSession:
@@ -87,17 +92,18 @@ class VcciSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        redact = self.context.redactor
+        # Every report of an active run, checklist test or not: any test can reach the secrets.
+        _redact_report(self.config, report, redact)
         ids = marker_ids(item)
         if not ids and EVIDENCE_KEY not in item.stash:
             return report
-        redact = self.context.redactor
         payload: dict[str, Any] = {"checklist": ids, "message": _message(report, call, redact)}
         evidence = item.stash.get(EVIDENCE_KEY, None)
         if evidence is not None and (report.when == "call" or report.failed or report.skipped):
             payload.update(evidence.payload())
             evidence.observations, evidence.attachments, evidence.attestations = [], [], []
         report.vcci = payload  # type: ignore[attr-defined]
-        _redact_report(report, redact)
         if payload.get("observations") and self.config.pluginmanager.hasplugin("html"):
             from pytest_vcci.report.html_hooks import observations_extra
 
@@ -126,7 +132,8 @@ class VcciSession:
         result = yield
         if self.is_worker:
             return result
-        interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
+        # A run that stopped early (interrupt, usage or internal error) has no verdict to give.
+        interrupted = self.interrupted or exitstatus in _STOPPED
         self.result = self.build_result(int(session.exitstatus), interrupted)
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = self.result["run"]["exit_status"]
@@ -137,6 +144,9 @@ class VcciSession:
 
     def build_result(self, exitstatus: int, interrupted: bool) -> dict[str, Any]:
         catalog = load_catalog()
+        if interrupted:
+            for test in self.tests.values():
+                test.interrupted()
         items = build_items(catalog, self.tests)
         tests = {t.nodeid: t.to_dict() for t in self.tests.values()}
         for item in items:
@@ -283,16 +293,27 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo[None], redact: Any
     return ""
 
 
-def _redact_report(report: pytest.TestReport, redact: Any) -> None:
+def _redact_report(config: pytest.Config, report: pytest.TestReport, redact: Any) -> None:
     if isinstance(report.longrepr, tuple):
         path, line, reason = report.longrepr
         report.longrepr = (path, line, redact(reason))
     elif report.longrepr is not None:
         text = report.longreprtext
-        clean = redact(text)
-        if clean != text:
-            report.longrepr = clean
+        if redact(text) != text:
+            report.longrepr = _redacted_longrepr(config, report, redact)
     report.sections = [(title, redact(content)) for title, content in report.sections]
+
+
+def _redacted_longrepr(config: pytest.Config, report: pytest.TestReport, redact: Any) -> Any:
+    """The failure with secrets masked, keeping its structure: a plain string would make the
+    short test summary show the first line of the traceback instead of the error."""
+    data = config.hook.pytest_report_to_serializable(config=config, report=report)
+    if isinstance(data, dict) and isinstance(data.get("longrepr"), dict):
+        data["longrepr"] = redact.data(data["longrepr"])
+        clean = config.hook.pytest_report_from_serializable(config=config, data=data)
+        if clean is not None and redact(clean.longreprtext) == clean.longreprtext:
+            return clean.longrepr
+    return redact(report.longreprtext)
 
 
 def _user() -> str:

@@ -371,7 +371,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(str(path), "", f"not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise SettingsError(str(path), "", f"not valid TOML: not UTF-8 (byte {exc.start})") from None
+        raise SettingsError(
+            str(path), "", f"not valid TOML: not UTF-8 (byte {exc.start})"
+        ) from None
     except OSError as exc:
         raise SettingsError(str(path), "", f"cannot read: {exc.strerror}") from None
 

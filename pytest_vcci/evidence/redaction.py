@@ -23,8 +23,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9\-._~+/]{8,}=*"), rf"\1 {MASK}"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MASK),
-    # scheme://user:password@host — keep the user and host, drop the password
-    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)([^@/\s]+)(@)"), rf"\1{MASK}\3"),
+    # scheme://user:password@host — keep the user and host, drop the password. The scheme is
+    # bounded: unbounded, every letter of a long word or hex dump rescans it (quadratic).
+    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^:/?#@\s]*:)([^@/\s]+)(@)"), rf"\1{MASK}\3"),
     (
         re.compile(
             r"(?i)\b(password|passwd|pwd|secret|secret_access_key|aws_secret_access_key|api[_-]?key"

@@ -32,9 +32,12 @@ class TestRecord:
     observations: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[dict[str, Any]] = field(default_factory=list)
     attestations: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = field(default=False, repr=False)  # its call ran, or setup did not pass
 
     def add(self, report: pytest.TestReport) -> None:
         self.duration += report.duration
+        if report.when == "call" or not report.passed:
+            self.finished = True
         payload: Mapping[str, Any] = getattr(report, "vcci", None) or {}
         if payload.get("checklist"):
             self.checklist = list(payload["checklist"])
@@ -46,11 +49,18 @@ class TestRecord:
             self.outcome = outcome
             self.message = payload.get("message") or _message(report)
 
+    def interrupted(self) -> None:
+        """The run stopped during this test: only its setup reported, so it did not pass."""
+        if not self.finished and self.outcome == "passed":
+            self.outcome = "error"
+            self.message = "the run was interrupted before this test finished"
+
     def status_for(self, item: Item) -> str:
-        """What this test says about one item (attestation records make ``attested``)."""
+        """What this test says about one item (its own attestation record makes ``attested``)."""
         if self.outcome != "passed":
             return self.outcome
-        if self.attestations:
+        # A record attests the item it names, not every item the test is marked with.
+        if any(record.get("item") == item.id for record in self.attestations):
             return "attested"
         if item.automation is Automation.ATTESTATION:
             # A human fact is never satisfied by a test that just passes.

@@ -1,0 +1,283 @@
+"""Secrets never leave: not in any report file, not on the console, whatever a test does."""
+
+from __future__ import annotations
+
+import pytest
+from plugin_support import files_under, items_by_id, nodeid_map, output, read_evidence, write_env
+
+from pytest_vcci.evidence.recorder import Evidence
+from pytest_vcci.evidence.redaction import MASK, Redactor
+
+PASSWORD = "Pg-S3cret!pw42"  # planted in the DSN through ${VCCI_TEST_PG_PASSWORD}
+TOKEN = "tok_live_9f8e7d6c5b4a"  # planted as [api].token
+SECRETS = (PASSWORD, TOKEN)
+M = "[[]REDACTED]"  # MASK as an fnmatch pattern
+
+ENV_FILE = f"""
+[environment]
+name = "redaction"
+
+[postgres]
+dsn = "postgresql://vcci:${{VCCI_TEST_PG_PASSWORD}}@127.0.0.1:5432/vcci?sslmode=require"
+
+[api]
+base_url = "https://api.staging.example"
+token = "{TOKEN}"
+"""
+
+SUITE = """
+import logging
+import sys
+
+import pytest
+
+
+def secrets(vcci_context):
+    dsn = vcci_context.settings.table("postgres").dsn
+    token = vcci_context.settings.table("api").token
+    password = dsn.split(":")[2].split("@")[0]
+    return dsn, password, token
+
+
+@pytest.mark.checklist("4.1.1")
+def test_prints_records_attaches(vcci_context, evidence):
+    dsn, password, token = secrets(vcci_context)
+    print("stdout:", dsn, password, token)
+    print("stderr:", password, token, file=sys.stderr)
+    logging.getLogger("check").warning("log: %s %s", password, token)
+    evidence.record("dsn " + password, {"dsn": dsn, "token": token}, expected=password, passed=True,
+                    where="db " + token)
+    evidence.attach("config " + token, f"conninfo {dsn}\\nraw {password} {token}")
+    evidence.attach("json", {"password": password, "nested": [token, dsn]})
+
+
+@pytest.mark.checklist("4.1.2")
+def test_fails_with_secret_in_assertion(vcci_context, evidence):
+    dsn, password, token = secrets(vcci_context)
+    evidence.record("informational", password, token)
+    print(password, token)
+    assert password == token, f"mismatch {password} vs {token} in {dsn}"
+
+
+@pytest.mark.checklist("4.1.3")
+def test_check_fails_with_secret(vcci_context, evidence):
+    dsn, password, token = secrets(vcci_context)
+    evidence.check("token", token, password, passed=False, where=dsn)
+
+
+@pytest.mark.checklist("4.1.4")
+def test_require_fails_with_secret(vcci_context, evidence):
+    dsn, password, token = secrets(vcci_context)
+    evidence.require("password", password, token, passed=False)
+
+
+@pytest.mark.checklist("4.1.5")
+def test_skips_with_secret(vcci_context):
+    dsn, password, token = secrets(vcci_context)
+    pytest.skip(f"skipping {password} {token}")
+
+
+@pytest.fixture
+def broken(vcci_context):
+    dsn, password, token = secrets(vcci_context)
+    raise ConnectionError(f"cannot connect to {dsn} with {token}")
+
+
+@pytest.mark.checklist("4.2.1")
+def test_setup_error_with_secret(broken):
+    pass
+
+
+def test_unmarked_fails_with_secret(vcci_context):
+    dsn, password, token = secrets(vcci_context)
+    raise RuntimeError(f"{password}/{token}")
+"""
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} leaked into {where}"
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_secrets_never_leave(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]
+) -> None:
+    monkeypatch.setenv("VCCI_TEST_PG_PASSWORD", PASSWORD)
+    write_env(pytester, ENV_FILE)
+    pytester.makepyfile(test_secrets=SUITE)
+    result = pytester.runpytest_subprocess(
+        "--vcci-config",
+        "env.toml",
+        "--vcci-report-dir",
+        "out",
+        "-rA",
+        "-vv",
+        "-l",
+        "--tb=long",
+        "-p",
+        "no:cacheprovider",
+        *workers,
+    )
+
+    # The run did what the suite says, so every path a secret could take was exercised.
+    result.assert_outcomes(passed=1, failed=4, skipped=1, errors=1)
+    assert_no_secret(output(result), "console output")
+    files = files_under(pytester.path / "out")
+    assert {"evidence.json", "report.html", "checklist.html", "junit.xml"} <= {
+        p.name for p in files
+    }
+    for path in files:
+        assert_no_secret(path.read_text(encoding="utf-8", errors="replace"), str(path))
+
+    data = read_evidence(pytester, "out")
+    tests = nodeid_map(data)
+    printed = tests["test_secrets.py::test_prints_records_attaches"]
+    [observation] = printed["observations"]
+    assert observation["name"] == f"dsn {MASK}"
+    assert observation["observed"] == {
+        "dsn": f"postgresql://vcci:{MASK}@127.0.0.1:5432/vcci?sslmode=require",
+        "token": MASK,
+    }
+    assert observation["expected"] == MASK
+    assert [a["name"] for a in printed["attachments"]] == [f"config {MASK}", "json"]
+    assert MASK in printed["attachments"][0]["content"]
+    assert tests["test_secrets.py::test_fails_with_secret_in_assertion"]["message"].startswith(
+        f"mismatch {MASK} vs {MASK} in postgresql://vcci:{MASK}@127.0.0.1"
+    )
+    items = items_by_id(data)
+    assert items["4.1.5"]["message"] == f"skipping {MASK} {MASK}"
+    assert items["4.2.1"]["status"] == "error"
+    # The masked values are visible where the secrets were.
+    result.stdout.fnmatch_lines_random(
+        [
+            f"stdout: postgresql://vcci:{M}@127.0.0.1:5432/vcci[?]sslmode=require {M} {M}",
+            f"*mismatch {M} vs {M}*",
+        ]
+    )
+
+
+def test_short_summary_keeps_the_failure_message(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redacting a failure must not turn the short summary into source code."""
+    monkeypatch.setenv("VCCI_TEST_PG_PASSWORD", PASSWORD)
+    write_env(pytester, ENV_FILE)
+    pytester.makepyfile(test_secrets=SUITE)
+    result = pytester.runpytest(
+        "--vcci-config", "env.toml", "-rfE", "-vv", "-k", "assertion or setup_error or unmarked"
+    )
+
+    result.stdout.fnmatch_lines_random(
+        [
+            "FAILED test_secrets.py::test_fails_with_secret_in_assertion"
+            f" - AssertionError: mismatch {M} vs {M}*",
+            "ERROR test_secrets.py::test_setup_error_with_secret"
+            f" - ConnectionError: cannot connect to postgresql://vcci:{M}@*",
+            f"FAILED test_secrets.py::test_unmarked_fails_with_secret - RuntimeError: {M}/{M}",
+        ]
+    )
+    assert_no_secret(output(result), "console output")
+
+
+def test_secret_in_a_skip_reason_in_late_activation(pytester: pytest.Pytester) -> None:
+    """Without an environment file only secret *shapes* are known; they are still masked."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.checklist("6.2.1")
+        def test_leaky():
+            print("connecting to postgresql://app:Hunter2-pass@db/vcci")
+            assert False, "Authorization: Bearer abcdefghijklmnop.qrstuv"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(failed=1)
+    text = output(result)
+    assert "Hunter2-pass" not in text
+    assert "abcdefghijklmnop" not in text
+    for path in files_under(pytester.path / "reports"):
+        content = path.read_text(encoding="utf-8", errors="replace")
+        assert "Hunter2-pass" not in content, path
+        assert "abcdefghijklmnop" not in content, path
+
+
+# --- unit: the Redactor and the Evidence recorder -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://app:pw-123@db:5432/x", f"postgresql://app:{MASK}@db:5432/x"),
+        ("Authorization: Bearer abc.def-ghijklmnop", f"Authorization: Bearer {MASK}"),
+        ("password=hunter22 user=app", f"password={MASK} user=app"),
+        ('{"api_key": "k-123456"}', f'{{"api_key": "{MASK}"}}'),
+        ("aws AKIAIOSFODNN7EXAMPLE", f"aws {MASK}"),
+        ("secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY end", f"secret {MASK} end"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----", MASK),
+        (
+            "sha 3f786850e387550fdab836ed7e6dc881de23001b",
+            "sha 3f786850e387550fdab836ed7e6dc881de23001b",
+        ),
+        ("nothing secret here", "nothing secret here"),
+    ],
+)
+def test_redactor_patterns(text: str, expected: str) -> None:
+    assert Redactor()(text) == expected
+
+
+def test_redactor_is_fast_on_long_input() -> None:
+    """An attachment of a large dump must not take seconds (the URL pattern was quadratic)."""
+    import time
+
+    redact = Redactor(["s3cr3t-value"])
+    blobs = ["x" * 100_000, "0a1b2c3d4e5f" * 8_000, "http://" * 14_000, "a:" * 50_000]
+    started = time.perf_counter()
+    for blob in blobs:
+        assert (
+            redact(blob + " postgresql://u:pw-1234@h/db") == blob + f" postgresql://u:{MASK}@h/db"
+        )
+    assert time.perf_counter() - started < 2.0
+
+
+def test_redactor_known_secrets_longest_first() -> None:
+    redact = Redactor(["abcd", "abcdefgh", "xy"])  # "xy" is too short to redact safely
+    assert redact("abcdefgh abcd xy") == f"{MASK} {MASK} xy"
+    redact.add("zzzz")
+    assert redact.data({"zzzz": ["abcd", 1, None, {"k": "zzzz"}]}) == {
+        MASK: [MASK, 1, None, {"k": MASK}]
+    }
+
+
+def test_evidence_redacts_on_record_and_attach() -> None:
+    recorder = Evidence(Redactor(["s3cr3t-value"]))
+    recorder.record("n s3cr3t-value", {"v": "s3cr3t-value"}, ["s3cr3t-value"], where="s3cr3t-value")
+    recorder.attach("a", "x s3cr3t-value")
+    payload = recorder.payload()
+    assert "s3cr3t-value" not in repr(payload)
+    assert payload["observations"][0]["observed"] == {"v": MASK}
+    assert payload["attachments"] == [{"name": "a", "format": "text", "content": f"x {MASK}"}]
+
+
+def test_evidence_failure_messages() -> None:
+    recorder = Evidence()
+    assert recorder.check("replicas", 2, 3, False, where="deployment ns/backend") is False
+    assert recorder.failure_message() == "deployment ns/backend: replicas: observed 2, expected 3"
+    recorder.check("maxReplicas", 10, 20, False)
+    assert recorder.failure_message() == (
+        "2 criteria failed:\n"
+        "- deployment ns/backend: replicas: observed 2, expected 3\n"
+        "- maxReplicas: observed 10, expected 20"
+    )
+    with pytest.raises(AssertionError, match=r"^pdb: observed 0, expected 1$"):
+        recorder.require("pdb", 0, 1, False)
+
+
+def test_evidence_attachment_is_capped() -> None:
+    recorder = Evidence()
+    recorder.attach("big", "x" * 100_000)
+    content = recorder.attachments[0]["content"]
+    assert content.endswith("\n[truncated]")
+    assert len(content.encode()) <= 64 * 1024 + len("\n[truncated]")
