@@ -49,8 +49,18 @@ class VcciSession:
         self.started_at = utc_now()
         self.tests: dict[str, TestRecord] = {}
         self.interrupted = False
+        self.targets: dict[str, dict[str, Any]] = {}
         self.result: dict[str, Any] | None = None
         self.recorded: Path | None = None  # this run's copy under --vcci-history
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before xdist starts its workers: they find every target's state waiting.
+        if self.is_worker or self.config.option.collectonly:
+            return
+        from pytest_vcci.targets.preflight import preflight
+
+        self.targets = preflight(self.context)
 
     # --- collection -------------------------------------------------------------------
 
@@ -217,6 +227,7 @@ class VcciSession:
             "workers": workers if isinstance(workers, int) else 0,
             "gate": self.gate,
             "strict": self.context.strict,
+            "targets": self.targets,
             "catalog": {
                 "items": len(load_catalog()),
                 "claimed_items": load_catalog().claimed_items,

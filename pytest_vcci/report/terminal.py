@@ -26,6 +26,11 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"{'all ' + str(len(result['items'])) + ' items':<38}"
         + "".join(f"{totals[key]:>6}" for key, _ in COLUMNS)
     )
+    down = {k: v for k, v in result["run"].get("targets", {}).items() if not v.get("reachable")}
+    if down:
+        lines.append("")
+        lines.append("targets not reachable (their checks error at once with this cause):")
+        lines.extend(f"  {name:<13} {v['cause'][:110]}" for name, v in down.items())
     by_id = {item["id"]: item for item in result["items"]}
     for label, ids in (
         ("blocking", result["run"]["blocking"]),

@@ -153,19 +153,24 @@ class Cloud:
             self._session = session
         return self._session
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        """A read-only, time-bounded client for ``service`` (cached per service and region)."""
-        key = (service, region or self.table.region)
+    def client(self, service: str, region: str | None = None, *, probe: bool = False) -> Any:
+        """A read-only, time-bounded client for ``service`` (cached per service and region).
+
+        ``probe``: the reachability probe's client waits no longer than a connect and does not
+        retry, so a server that accepts and never answers costs one connect timeout.
+        """
+        key = (service, region or self.table.region, probe)
         if key not in self._clients:
             from botocore.config import Config
 
             table = self.table
             config = Config(
                 connect_timeout=table.connect_timeout,
-                read_timeout=table.read_timeout,
+                read_timeout=table.connect_timeout if probe else table.read_timeout,
                 # total_max_attempts counts the first request; botocore's "max_attempts"
                 # would count retries only (one more request than the table says).
-                retries={"total_max_attempts": table.max_attempts, "mode": "standard"},
+                retries={"total_max_attempts": 1 if probe else table.max_attempts,
+                         "mode": "standard"},
                 user_agent_extra="pytest-vcci",
             )
             self._clients[key] = self._boto_session().client(
@@ -194,7 +199,7 @@ class Cloud:
 
     def probe(self) -> str:
         """The cheapest authenticated call: who are we (STS GetCallerIdentity)."""
-        identity = self.client("sts").get_caller_identity()
+        identity = self.client("sts", probe=True).get_caller_identity()
         return str(identity.get("Arn", ""))
 
     def ensure(self) -> None:

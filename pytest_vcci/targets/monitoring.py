@@ -66,6 +66,7 @@ class HttpTarget:
         self.gate = gate
         self.name = name or self.kind
         self._http: Any = None
+        self._probing = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={_safe_url(self.table.url)!r})"
@@ -102,7 +103,10 @@ class HttpTarget:
     def get(self, path: str, params: Params | None = None) -> Any:
         """GET ``path`` and return the decoded JSON body."""
         url = self.url(path)
-        timeout = (self.table.connect_timeout, self.table.read_timeout)
+        # The reachability probe waits no longer than a connect: a server that accepts and
+        # never answers must not cost a full read timeout before every test knows it is down.
+        read = self.table.connect_timeout if self._probing else self.table.read_timeout
+        timeout = (self.table.connect_timeout, read)
         with self.watch():
             response = self._session().get(url, params=_clean(params), timeout=timeout)
         if not 200 <= response.status_code < 300:
@@ -143,10 +147,13 @@ class HttpTarget:
             self.gate.ensure(self.name, self._probe_or_raise)
 
     def _probe_or_raise(self) -> None:
+        self._probing = True
         try:
             self.probe()
         except MonitoringError as exc:
             raise TargetUnreachable(self.name, str(exc)) from None
+        finally:
+            self._probing = False
 
 
 def _clean(params: Params | None) -> dict[str, str | list[str]] | None:

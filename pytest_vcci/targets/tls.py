@@ -657,7 +657,9 @@ class TlsInspector:
                 port,
                 server_name,
                 self.ca_bundle,
-                self.table.read_timeout,
+                # A handshake is a few round trips: a server that needs longer than a connect
+                # is as good as down, and must not cost a read timeout per handshake.
+                self.table.connect_timeout,
                 connect_timeout=self.table.connect_timeout,
             )
 
