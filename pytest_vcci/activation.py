@@ -214,11 +214,15 @@ def replay(config: pytest.Config, reports: list[pytest.TestReport]) -> None:
 
 
 def _start_sandbox(config: pytest.Config, run_dir: Path) -> Path:
-    from pytest_vcci.sandbox import Sandbox
+    from pytest_vcci.sandbox import Sandbox, SandboxError
 
     sandbox = Sandbox(run_dir / "sandbox")
     config.stash[SANDBOX_KEY] = sandbox
-    env_file = sandbox.up()
+    try:
+        env_file = sandbox.up()  # stops whatever started if any part fails
+    except SandboxError as exc:
+        raise pytest.UsageError(f"--vcci-sandbox: the sandbox could not start: {exc}") from None
+
     os.environ.update(sandbox.env_vars())
     return env_file
 

@@ -53,6 +53,18 @@ class VcciSession:
         self.result: dict[str, Any] | None = None
         self.recorded: Path | None = None  # this run's copy under --vcci-history
 
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        settings = self.context.settings
+        lines = [f"vcci: environment {settings.name} ({settings.source}), gate {self.gate}, "
+                 f"reports in {self.report_dir}"]
+        from pytest_vcci.activation import SANDBOX_KEY
+
+        sandbox = config.stash.get(SANDBOX_KEY, None)
+        if sandbox is not None:
+            parts = ", ".join(f"{k} {v}s" for k, v in sandbox.timings.items() if k != "total")
+            lines.append(f"vcci: sandbox up in {sandbox.timings.get('total')}s ({parts})")
+        return lines
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         # Before xdist starts its workers: they find every target's state waiting.
