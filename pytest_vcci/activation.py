@@ -173,11 +173,11 @@ def _enable_html(config: pytest.Config, out: Path, session: pytest.Session | Non
     config.option.self_contained_html = True
     if session is not None:
         # pytest-html set itself up in pytest_configure, before we knew; set it up now.
-        from pytest_html.plugin import _process_css, _read_template  # type: ignore[attr-defined]
+        from pytest_html.plugin import _process_css, _read_template
         from pytest_html.report_data import ReportData
         from pytest_html.selfcontained_report import SelfContainedReport
 
-        resources = Path(__import__("pytest_html").__file__).parent / "resources"
+        resources = Path(str(__import__("pytest_html").__file__)).parent / "resources"
         html = SelfContainedReport(
             config.option.htmlpath,
             config,

@@ -85,7 +85,8 @@ class VcciSession:
         if not patterns and not sections:
             return
         chosen = selected_ids(load_catalog(), patterns, sections)
-        keep, drop = [], []
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
         for item in items:
             (keep if chosen.intersection(marker_ids(item)) else drop).append(item)
         if drop:

@@ -104,7 +104,7 @@ class Cloud:
         self.table = table
         self.gate = gate
         self._session: Any = None
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, bool], Any] = {}
 
     def __repr__(self) -> str:
         details = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
