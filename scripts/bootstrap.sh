@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql postgresql-contrib redis-server redis-tools prometheus prometheus-alertmanager chromium iso-codes)
+packages=(postgresql postgresql-contrib redis-server redis-tools prometheus prometheus-alertmanager chromium iso-codes prometheus-blackbox-exporter)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

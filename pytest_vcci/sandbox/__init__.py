@@ -77,6 +77,7 @@ class Sandbox:
             extra = {}
             if name == "monitoring" and self.components:
                 extra["scrape_targets"] = self._api_scrape_targets()
+                extra["probe_targets"] = self._api_probe_targets()
             rest.append(self._make(name, module, cls, **extra))
         with ThreadPoolExecutor(max_workers=len(rest) or 1) as pool:
             errors = [f.exception() for f in [pool.submit(self._start, c) for c in rest]]
@@ -90,6 +91,12 @@ class Sandbox:
         component.start()
         self.timings[component.name] = round(time.monotonic() - began, 2)
         self._save_state()
+
+    def _api_probe_targets(self) -> dict[str, Any]:
+        """What the synthetic checks (5.3.3) probe on the sample API."""
+        from pytest_vcci.sandbox.synthetic import probe_targets_for
+
+        return probe_targets_for(next((c for c in self.components if c.name == "api"), None))
 
     def _api_scrape_targets(self) -> list[str]:
         api = next((c for c in self.components if c.name == "api"), None)

@@ -110,3 +110,40 @@ class KubeComponent(Component):
 
     def env_vars(self) -> dict[str, str]:
         return {TOKEN_VAR: self.token}
+
+    def expect(self) -> dict[str, Any]:
+        """Names the suites look for, for the environment file's [expect] table."""
+        return {"kubernetes": {**application_expect()}}
+
+
+def application_expect() -> dict[str, Any]:
+    """What sections 3 and 5 look for in the staging manifests (workloads named by role, so the
+    checklist's per-role thresholds apply: backend 3 replicas, worker HPA 3-50, ...)."""
+    roles = ("backend", "frontend", "worker")
+    return {
+        "deployments": {role: role for role in roles},
+        "images": {role: f"vcci-{role}" for role in roles},
+        "services": {"backend": "backend", "frontend": "frontend"},
+        "hpas": {"backend": "backend", "worker": "worker"},
+        "pdbs": {role: role for role in roles},
+        "git_sha_label": "vcci.greenlang.io/git-sha",
+        "configmaps": {
+            "vcci-app-config": ["app.yaml", "settings.json"],
+            "vcci-nginx-config": ["nginx.conf"],
+            "vcci-logging-config": ["logging.json"],
+        },
+        # 3.2.3: Secret name -> the keys it must hold (key names only, values are never read).
+        "secret_keys": {
+            "vcci-database": ["url", "username", "password"],
+            "vcci-redis": ["url", "password"],
+            "vcci-api-keys": ["ecoinvent-api-key", "desnz-api-key", "epa-api-key"],
+            "vcci-jwt": ["jwt-private-key", "jwt-public-key"],
+            "vcci-encryption": ["aes-256-key"],
+        },
+        "ingress": "vcci",
+        "ingress_controller": {"namespace": "ingress-nginx", "deployment": "ingress-nginx-controller"},
+        # 5.1.1 and 5.2.1: the in-cluster Prometheus and log shipper.
+        "prometheus": {"namespace": "monitoring", "statefulset": "prometheus"},
+        "log_shipper": {"namespace": "logging", "daemonset": "fluent-bit",
+                        "configmap": "fluent-bit-config"},
+    }

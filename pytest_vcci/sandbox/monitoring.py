@@ -44,6 +44,12 @@ ALERTMANAGER_PACKAGE = "prometheus-alertmanager"
 RETENTION = "15d"
 SCRAPE_INTERVAL = "30s"
 RECEIVERS = ("pagerduty-critical", "opsgenie", "slack-warnings", "deadmansswitch")
+# Named ways to start a monitoring stack that fails a check, for the suites' negative tests.
+BREAKAGES: dict[str, str] = {
+    "missing-alert-rule": "no VcciWorkerQueueDepthHigh rule (5.3.1)",
+    "missing-receiver": "no pagerduty-critical receiver; critical alerts page Opsgenie only (5.3.2)",
+}
+
 
 
 def _rule(alert: str, expr: str, duration: str, severity: str, checklist: str,
@@ -128,6 +134,7 @@ class AlertmanagerComponent(Component):
     name: str = "alertmanager"
     port: int = 0
     startup_seconds: float = 0.0
+    broken: frozenset[str] = frozenset()
     _sink_port: int = field(default=0, repr=False)  # loopback port nothing listens on
 
     @property
@@ -158,6 +165,16 @@ class AlertmanagerComponent(Component):
             ],
         }
 
+    def effective_config(self) -> dict[str, Any]:
+        """config(), less what ``broken`` takes away."""
+        config = self.config()
+        if "missing-receiver" in self.broken:
+            gone = "pagerduty-critical"
+            config["receivers"] = [r for r in config["receivers"] if r["name"] != gone]
+            routes = config["route"]["routes"]
+            config["route"]["routes"] = [r for r in routes if r["receiver"] != gone]
+        return config
+
     def start(self) -> None:
         import yaml
 
@@ -167,7 +184,7 @@ class AlertmanagerComponent(Component):
         directory = self.workdir / "alertmanager"
         (directory / "data").mkdir(parents=True, exist_ok=True)
         config_file = directory / "alertmanager.yml"
-        config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        config_file.write_text(yaml.safe_dump(self.effective_config(), sort_keys=False))
         began = time.monotonic()
         proc = self.spawn([
             binary, f"--config.file={config_file}", f"--storage.path={directory / 'data'}",
@@ -208,6 +225,9 @@ class PrometheusComponent(Component):
     port: int = 0
     alertmanager_url: str | None = None
     scrape_targets: Sequence[str] = ()  # e.g. the sample API's http://127.0.0.1:PORT/metrics
+    probe_jobs: Sequence[dict[str, Any]] = ()  # synthetic checks (5.3.3), see synthetic.py
+    extra_rule_groups: Sequence[dict[str, Any]] = ()
+    broken: frozenset[str] = frozenset()
     scrape_interval: str = SCRAPE_INTERVAL
     evaluation_interval: str = "1s"  # short only so the Watchdog fires within seconds
     resend_delay: str = "2s"
@@ -226,6 +246,7 @@ class PrometheusComponent(Component):
             "scrape_configs": [
                 _scrape_job("prometheus", [f"{self.url}/metrics"]),
                 _scrape_job("vcci-api", list(self.scrape_targets)),
+                *self.probe_jobs,
             ],
         }
         if self.alertmanager_url:
@@ -243,7 +264,7 @@ class PrometheusComponent(Component):
         directory = self.workdir / "prometheus"
         (directory / "rules").mkdir(parents=True, exist_ok=True)
         (directory / "data").mkdir(exist_ok=True)
-        (directory / "rules" / "vcci.yml").write_text(yaml.safe_dump(alert_rules(), sort_keys=False))
+        (directory / "rules" / "vcci.yml").write_text(yaml.safe_dump(self.rules(), sort_keys=False))
         config_file = directory / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         began = time.monotonic()
@@ -259,6 +280,22 @@ class PrometheusComponent(Component):
                    proc=proc, log=self.log_path("prometheus.log"))
         self.startup_seconds = time.monotonic() - began
 
+    def rules(self) -> dict[str, Any]:
+        """alert_rules() and the extra groups, less what ``broken`` takes away."""
+        groups = [*alert_rules()["groups"], *self.extra_rule_groups]
+        if "missing-alert-rule" in self.broken:
+            groups = [{**g, "rules": [r for r in g["rules"] if r["alert"] != "VcciWorkerQueueDepthHigh"]}
+                      for g in groups]
+        return {"groups": groups}
+
+    def scraped_once(self, job: str) -> bool:
+        """True once every target of ``job`` has been scraped (successfully or not)."""
+        import requests
+
+        answer = requests.get(f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=2)
+        targets = [t for t in answer.json()["data"]["activeTargets"] if t["labels"].get("job") == job]
+        return bool(targets) and all(t.get("health") != "unknown" for t in targets)
+
     def env_tables(self) -> dict[str, dict[str, Any]]:
         return {"prometheus": {"url": self.url}}
 
@@ -269,6 +306,9 @@ class MonitoringComponent(Component):
 
     name: str = "monitoring"
     scrape_targets: Sequence[str] = ()
+    # What the synthetic checks probe (synthetic.probe_targets_for(api)); empty: no probes.
+    probe_targets: dict[str, Any] = field(default_factory=dict)
+    broken: frozenset[str] = frozenset()  # names from BREAKAGES
     prometheus: PrometheusComponent | None = None
     alertmanager: AlertmanagerComponent | None = None
     startup_seconds: float = 0.0
@@ -276,14 +316,34 @@ class MonitoringComponent(Component):
 
     def start(self) -> None:
         began = time.monotonic()
-        self.alertmanager = AlertmanagerComponent(workdir=self.workdir)
+        unknown = set(self.broken) - set(BREAKAGES)
+        if unknown:
+            raise SandboxError(f"unknown monitoring breakage(s) {sorted(unknown)}: {sorted(BREAKAGES)}")
+        self.alertmanager = AlertmanagerComponent(workdir=self.workdir, broken=frozenset(self.broken))
         self._start(self.alertmanager)
+        jobs: list[dict[str, Any]] = []
+        groups: list[dict[str, Any]] = []
+        if self.probe_targets:
+            from pytest_vcci.sandbox.synthetic import BlackboxComponent, probe_jobs, probe_rules
+
+            blackbox = BlackboxComponent(workdir=self.workdir, probes=self.probe_targets)
+            self._start(blackbox)
+            jobs, groups = probe_jobs(blackbox.address, self.probe_targets), [probe_rules()]
         self.prometheus = PrometheusComponent(workdir=self.workdir,
                                               alertmanager_url=self.alertmanager.url,
-                                              scrape_targets=self.scrape_targets)
+                                              scrape_targets=self.scrape_targets,
+                                              probe_jobs=jobs,
+                                              extra_rule_groups=groups,
+                                              broken=frozenset(self.broken))
         self._start(self.prometheus)
         wait_until(lambda: watchdog_firing(self.alertmanager_url), "Watchdog alert in alertmanager",
                    timeout=60, log=self.log_path("prometheus.log"))
+        if self.scrape_targets:
+            # 30 s scrapes start at an offset within the interval: wait for the first one, so
+            # the application's series have a sample as soon as the sandbox is up (5.1.3).
+            prometheus = self.prometheus
+            wait_until(lambda: prometheus.scraped_once("vcci-api"), "first scrape of vcci-api",
+                       timeout=45, log=self.log_path("prometheus.log"))
         self.startup_seconds = time.monotonic() - began
         self.watchdog_seconds = self.startup_seconds
 
@@ -313,7 +373,8 @@ class MonitoringComponent(Component):
         """Names the suites look for, for the environment file's [expect] table."""
         rules = [r["alert"] for g in alert_rules()["groups"] for r in g["rules"]]
         return {"monitoring": {"alert_rules": rules, "receivers": list(RECEIVERS),
-                               "scrape_jobs": ["prometheus", "vcci-api"]}}
+                               "scrape_jobs": ["prometheus", "vcci-api"],
+                               **suite_expect()}}
 
 
 def _http_ok(url: str) -> bool:
@@ -329,3 +390,36 @@ def watchdog_firing(alertmanager_url: str) -> bool:
     response = requests.get(f"{alertmanager_url}/api/v2/alerts",
                             params={"active": "true", "filter": 'alertname="Watchdog"'}, timeout=2)
     return response.ok and bool(response.json())
+
+
+def suite_expect() -> dict[str, Any]:
+    """What sections 5.1.3-5.3.3 look for: series names (the sample API's), the rule of each
+    5.3.1 criterion, and the synthetic-check jobs (synthetic.py)."""
+    from pytest_vcci.sandbox.synthetic import UPTIME_JOB, WORKFLOW_JOB
+
+    return {
+        "key_metrics": {
+            "api_request_rate": "http_requests_total",
+            "api_latency": "http_request_duration_seconds_bucket",
+            "api_error_rate": "http_requests_total",
+            "db_pool_usage": "db_pool_connections_active",
+            "redis_memory": "redis_memory_used_bytes",
+            "worker_queue_depth": "worker_queue_depth",
+        },
+        "business_metrics": {
+            "active_tenants": "vcci_active_tenants",
+            "suppliers_processed": "vcci_suppliers_processed_total",
+            "emissions_calculations": "vcci_emissions_calculations_total",
+            "ingestion_volume": "vcci_ingestion_bytes_total",
+            "reports_generated": "vcci_reports_generated_total",
+        },
+        "checklist_alerts": {
+            "api_error_rate": "VcciApiErrorRateHigh",
+            "api_latency_p99": "VcciApiLatencyP99High",
+            "db_cpu": "VcciDatabaseCpuHigh",
+            "db_disk": "VcciDatabaseDiskCritical",
+            "pod_restarts": "VcciPodRestartRateHigh",
+            "worker_queue_depth": "VcciWorkerQueueDepthHigh",
+        },
+        "synthetic_jobs": {"uptime": UPTIME_JOB, "workflow": WORKFLOW_JOB},
+    }
