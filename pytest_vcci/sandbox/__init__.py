@@ -27,7 +27,10 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("redis", "pytest_vcci.sandbox.redis", "RedisComponent"),
     ("aws", "pytest_vcci.sandbox.aws", "AwsComponent"),
     ("monitoring", "pytest_vcci.sandbox.monitoring", "MonitoringComponent"),
+    ("artifacts", "pytest_vcci.sandbox.artifacts", "ArtifactsComponent"),
 )
+# The human facts of the sandbox (one packaged file; see its header for the maintenance it needs).
+ATTESTATIONS = Path(__file__).parent / "sandbox.attestations.toml"
 STATE = "state.json"
 ENV_FILE = "environment.toml"
 SECRETS_FILE = "secrets.env"
@@ -108,6 +111,7 @@ class Sandbox:
             "environment": {
                 "name": "sandbox",
                 "description": "pytest-vcci embedded local staging (real servers on 127.0.0.1)",
+                "attestations": str(ATTESTATIONS),
             }
         }
         expect: dict[str, Any] = {}

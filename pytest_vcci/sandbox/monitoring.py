@@ -374,7 +374,9 @@ class MonitoringComponent(Component):
         rules = [r["alert"] for g in alert_rules()["groups"] for r in g["rules"]]
         return {"monitoring": {"alert_rules": rules, "receivers": list(RECEIVERS),
                                "scrape_jobs": ["prometheus", "vcci-api"],
-                               **suite_expect()}}
+                               **suite_expect(),
+                               # The job of the application's request metrics (11.1.3, 12.x).
+                               "api_job": "vcci-api"}}
 
 
 def _http_ok(url: str) -> bool:
