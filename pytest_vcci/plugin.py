@@ -256,6 +256,19 @@ def vcci_context(request: pytest.FixtureRequest) -> Any:
     return get_context(request.config)
 
 
+@pytest.fixture(scope="session")
+def vcci_collected(request: pytest.FixtureRequest) -> dict[str, list[str]]:
+    """Checklist ID -> node IDs of the tests this run selected for it (12.2.2: is the report
+    complete?). Every xdist worker collects the whole session, so each sees the full set."""
+    from pytest_vcci.checklist.marker import marker_ids
+
+    collected: dict[str, list[str]] = {}
+    for item in request.session.items:
+        for item_id in marker_ids(item):
+            collected.setdefault(item_id, []).append(item.nodeid)
+    return collected
+
+
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> Any:
     """Record observations (name, observed, expected, passed) and small artefacts."""
