@@ -8,7 +8,7 @@ import pytest
 from plugin_support import MINIMAL_ENV, files_under, output, read_evidence, write_env
 
 FILES = {
-    "test_deploy": """
+    "test_xd_deploy": """
 import pytest
 
 pytestmark = pytest.mark.checklist("3.1.1")
@@ -29,7 +29,7 @@ class TestHpa:
     def test_min_replicas(self, name, evidence):
         evidence.check("minReplicas", 3, 3, name != "frontend", where=f"hpa vcci/{name}")
 """,
-    "test_data": """
+    "test_xd_data": """
 import pytest
 
 @pytest.mark.checklist("2.1.3")
@@ -54,7 +54,7 @@ def test_encoding():
 def test_scrape(n, evidence):
     evidence.record("target", f"pod-{n}", passed=True)
 """,
-    "test_docs": """
+    "test_xd_docs": """
 import pytest
 
 @pytest.mark.checklist("10.1.2")
@@ -129,8 +129,8 @@ def test_xdist_evidence_matches_serial_with_options(pytester: pytest.Pytester) -
     # The selection happened on the workers too: the section-10 test and the unmarked one
     # were deselected, and their items are not covered.
     nodeids = {t["nodeid"] for t in parallel["tests"]}
-    assert "test_docs.py::test_docs_low" not in nodeids
-    assert "test_docs.py::test_unmarked" not in nodeids
+    assert "test_xd_docs.py::test_docs_low" not in nodeids
+    assert "test_xd_docs.py::test_unmarked" not in nodeids
     assert len(nodeids) == 13
     check_statuses(parallel)
     assert parallel["run"]["verdict"] == "blocked"
@@ -168,7 +168,7 @@ def check_statuses(data: dict[str, Any]) -> None:
     assert len(items["3.1.1"]["tests"]) == 5
     assert len(items["5.1.1"]["tests"]) == 4
     hpa = {t["nodeid"]: t for t in items["3.2.7"]["tests"]}
-    frontend = hpa["test_deploy.py::TestHpa::test_min_replicas[frontend]"]
+    frontend = hpa["test_xd_deploy.py::TestHpa::test_min_replicas[frontend]"]
     assert frontend["message"] == "hpa vcci/frontend: minReplicas: observed 3, expected 3"
     assert [o["where"] for o in frontend["observations"]] == ["hpa vcci/frontend"]
 
