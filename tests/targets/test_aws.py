@@ -453,17 +453,17 @@ def test_never_answering_endpoint_times_out_then_fails_fast(tmp_path: Path,
     target = build_cloud(context)
     s3 = target.client("s3")
     sent = sent_counter(s3)
-    began = time.monotonic()
     with pytest.raises(ReadTimeoutError):
         s3.list_buckets()  # not through ensure(): the hooks still notice
-    assert time.monotonic() - began < 2
     assert len(sent) == 1  # max_attempts = 1 means one request in all, no retry
-    began = time.monotonic()
+    # Fail fast is "nothing more is sent", not a wall-clock figure (that is the benchmark's).
+    ec2, rds = target.client("ec2"), target.client("rds")
+    later = [sent_counter(ec2), sent_counter(rds)]
     with pytest.raises(TargetUnreachable, match="ReadTimeoutError"):
-        target.client("ec2").describe_regions()
+        ec2.describe_regions()
     with pytest.raises(TargetUnreachable, match="ReadTimeoutError"):
         target.call("rds", "describe_db_instances")
-    assert time.monotonic() - began < 0.5
+    assert later == [[], []]
 
 
 def test_watched_call_turns_a_timeout_into_the_root_cause(tmp_path: Path,
