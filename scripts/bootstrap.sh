@@ -5,16 +5,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql postgresql-contrib redis-server redis-tools prometheus prometheus-alertmanager chromium iso-codes prometheus-blackbox-exporter)
+packages=(postgresql postgresql-contrib redis-server redis-tools prometheus prometheus-alertmanager chromium iso-codes locales pgbouncer prometheus-blackbox-exporter)
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "bootstrap: installing Debian packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Checklist 2.1.1 asks for collation en_US.UTF-8; the sandbox's database uses it when the
+# locale exists. Enable that one locale in /etc/locale.gen and generate it (nothing else).
+if ! locale -a 2>/dev/null | grep -qix 'en_US.utf8'; then
+  echo "bootstrap: generating the en_US.UTF-8 locale"
+  grep -qx 'en_US.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null \
+    || echo 'en_US.UTF-8 UTF-8' | $SUDO tee -a /etc/locale.gen >/dev/null
+  $SUDO locale-gen --keep-existing >/dev/null
 fi
 # The sandbox runs its own server processes on free ports; services the packages may have
 # started are left alone (they may be the user's own).

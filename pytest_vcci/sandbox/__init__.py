@@ -31,6 +31,10 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
 )
 # The human facts of the sandbox (one packaged file; see its header for the maintenance it needs).
 ATTESTATIONS = Path(__file__).parent / "sandbox.attestations.toml"
+# Staging's shape where a component's default is smaller (its own tests use the default).
+STAGING_OPTIONS: dict[str, dict[str, Any]] = {
+    "postgres": {"replicas": 2},  # 1.1.2: the primary and two streaming read replicas
+}
 STATE = "state.json"
 ENV_FILE = "environment.toml"
 SECRETS_FILE = "secrets.env"
@@ -51,8 +55,8 @@ class Sandbox:
 
     def _make(self, name: str, module: str, cls: str, **extra: Any) -> Component:
         factory = getattr(importlib.import_module(module), cls)
-        component: Component = factory(workdir=self.workdir / name,
-                                       **{**self.options.get(name, {}), **extra})
+        options = {**STAGING_OPTIONS.get(name, {}), **self.options.get(name, {}), **extra}
+        component: Component = factory(workdir=self.workdir / name, **options)
         component.workdir.mkdir(parents=True, exist_ok=True)
         return component
 
@@ -115,13 +119,21 @@ class Sandbox:
             }
         }
         expect: dict[str, Any] = {}
+        thresholds: dict[str, dict[str, Any]] = {}
         for component in self.components:
             tables.update(component.env_tables())
             more = getattr(component, "expect", None)
             if callable(more):
                 expect.update(more())
+            # Catalog thresholds a component differs from by design, merged per item.
+            differs = getattr(component, "thresholds", None)
+            if callable(differs):
+                for item, values in differs().items():
+                    thresholds.setdefault(item, {}).update(values)
         if expect:
             tables["expect"] = expect
+        if thresholds:
+            tables["thresholds"] = thresholds
         return tables
 
     def env_vars(self) -> dict[str, str]:

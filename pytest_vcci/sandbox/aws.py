@@ -55,7 +55,7 @@ import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -86,6 +86,13 @@ SECRETS = (
     "vcci/staging/api-keys/epa",
     "vcci/staging/jwt",
 )
+# Emission factor provider -> the secret holding its API key (4.1.3).
+API_KEY_SECRETS = MappingProxyType({
+    provider: f"vcci/staging/api-keys/{provider}" for provider in ("ecoinvent", "desnz", "epa")
+})
+# Provider keys expire (the provider issues them for a year); the secret's tag says when (4.1.3).
+EXPIRES_TAG = "expires-at"
+API_KEY_VALID_DAYS = 365
 REPOSITORIES = ("vcci-backend", "vcci-frontend", "vcci-worker")
 LOAD_BALANCER = "vcci-staging-alb"
 TARGET_GROUP = "vcci-backend-tg"
@@ -206,6 +213,8 @@ def expected_resources(region: str, replica_region: str,
         "db_read_replicas": [] if "no-replicas" in broken else list(DB_REPLICAS),
         "redis_replication_group": REDIS_GROUP,
         "secrets": list(SECRETS),
+        "api_key_secrets": dict(API_KEY_SECRETS),
+        "expires_tag": EXPIRES_TAG,
         "ecr_repositories": list(REPOSITORIES),
         "image_tag": RELEASE,
         "load_balancer": LOAD_BALANCER,
@@ -613,10 +622,12 @@ def seed_elasticache(seed: Seeder) -> None:
 def seed_secrets(seed: Seeder) -> None:
     rotation = None if "no-rotation" in seed.broken else _rotation_lambda(seed)
     manager = seed.client("secretsmanager")
+    expires = (datetime.now(UTC) + timedelta(days=API_KEY_VALID_DAYS)).date().isoformat()
     for name in SECRETS:
+        tags = _tags(**{EXPIRES_TAG: expires}) if name in API_KEY_SECRETS.values() else _tags()
         manager.create_secret(Name=name, Description=f"GL-VCCI staging {name.rsplit('/', 1)[-1]}",
                               SecretString=json.dumps({"value": seed.secret_value()}),
-                              KmsKeyId="alias/vcci-staging", Tags=_tags())
+                              KmsKeyId="alias/vcci-staging", Tags=tags)
         if rotation:
             _rotate(seed, manager, name, rotation)
 

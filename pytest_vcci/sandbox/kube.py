@@ -113,7 +113,17 @@ class KubeComponent(Component):
 
     def expect(self) -> dict[str, Any]:
         """Names the suites look for, for the environment file's [expect] table."""
-        return {"kubernetes": {**application_expect()}}
+        return {
+            "kubernetes": {
+                # The application's configuration (feature flags, logging, pools, sessions).
+                "app_configmap": "vcci-app-config",
+                # Workloads that connect to PostgreSQL and Redis (DATABASE_URL, REDIS_URL).
+                "app_deployments": ["backend", "worker"],
+                # Creates the upcoming emissions/audit_log partitions (2.1.4).
+                "partition_maintenance_cronjob": "vcci-partition-maintenance",
+                **application_expect(),
+            }
+        }
 
 
 def application_expect() -> dict[str, Any]:

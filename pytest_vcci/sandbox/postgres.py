@@ -135,6 +135,25 @@ class PostgresComponent(Component):
     def env_vars(self) -> dict[str, str]:
         return {PASSWORD_VAR: self.password}
 
+    def expect(self) -> dict[str, Any]:
+        """What the suites compare against, for the environment file's [expect] table."""
+        return {"postgres": {
+            "alembic_head": self.alembic_head,
+            # Reference data (2.2.1): role -> table.
+            "reference_tables": {name: name for name in (
+                "emission_factors", "industry_codes", "countries", "currencies", "gwp_values")},
+            # Range-partitioned tables (2.1.4): quarterly emissions, monthly audit log.
+            "partitions": {
+                "emissions": {"table": "emissions", "key": "reporting_period"},
+                "audit_log": {"table": "audit_log", "key": "occurred_at"},
+            },
+        }}
+
+    def thresholds(self) -> dict[str, dict[str, Any]]:
+        """Catalog thresholds this staging differs from by design ([thresholds] table)."""
+        # The checklist names the production database; this one is the staging database.
+        return {"2.1.1": {"database": self.database}}
+
     def dsn(self, port: int | None = None, *, secret: str | None = None,
             sslmode: str | None = None) -> str:
         """The application's DSN; ``secret`` replaces the password (e.g. a ${VAR})."""
@@ -236,7 +255,8 @@ class PostgresComponent(Component):
             "unix_socket_directories": str(self.socket_dir),
             "unix_socket_permissions": "0700",
             "cluster_name": "vcci-primary",
-            "max_connections": "100",
+            # Room for every pool: 6 application pods x (pool_size 20 + max_overflow 10).
+            "max_connections": "200",
             # Small real buffers; the ratio checks read `ram` from the environment file.
             "shared_buffers": "128MB",
             "effective_cache_size": "12GB",

@@ -35,6 +35,7 @@ class RedisComponent(Component):
 
     name: str = "redis"
     tls: bool = True
+    auth: bool = True  # False: the default user needs no password (a broken variant, 4.1.2)
     appendonly: bool = True
     maxmemory: str = "16gb"  # a limit, not an allocation: only what is stored is used
     maxmemory_policy: str = "allkeys-lru"
@@ -118,7 +119,8 @@ class RedisComponent(Component):
 
         kwargs: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.cert_path)} if self.tls \
             else {}
-        return redis.Redis(host="127.0.0.1", port=port or self.port, password=self.admin_password,
+        password = self.admin_password if self.auth else None
+        return redis.Redis(host="127.0.0.1", port=port or self.port, password=password,
                            socket_connect_timeout=3, socket_timeout=10, decode_responses=True,
                            **kwargs)
 
@@ -134,9 +136,10 @@ class RedisComponent(Component):
             f"appendonly {'yes' if self.appendonly else 'no'}",
             f"maxmemory {self.maxmemory}",
             f"maxmemory-policy {self.maxmemory_policy}",
-            f"requirepass {self.admin_password}",
             f"user {self.app_user} on >{self.password} ~* &* +@all",
         ]
+        if self.auth:
+            lines.append(f"requirepass {self.admin_password}")
         if self.tls:
             lines += ["port 0", f"tls-port {port}", f"tls-cert-file {self.cert_path}",
                       f"tls-key-file {self.key_path}", f"tls-ca-cert-file {self.cert_path}",
@@ -147,9 +150,10 @@ class RedisComponent(Component):
             # The bus port defaults to port+10000, which may not exist or be free.
             lines += ["cluster-enabled yes", "cluster-config-file nodes.conf",
                       "cluster-node-timeout 5000", f"cluster-port {free_port()}",
-                      f"masterauth {self.admin_password}",
                       # Replicas sync at once instead of waiting 5 s for more of them.
                       "repl-diskless-sync-delay 0"]
+            if self.auth:
+                lines.append(f"masterauth {self.admin_password}")
             if self.tls:
                 lines += ["tls-cluster yes", "tls-replication yes"]
         return "\n".join(lines) + "\n"
@@ -203,7 +207,8 @@ class RedisComponent(Component):
             command += ["--tls", "--cacert", str(self.cert_path)]
         # REDISCLI_AUTH keeps the password off the command line (and out of `ps`).
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False,
-                              env={**os.environ, "REDISCLI_AUTH": self.admin_password},
+                              env={**os.environ, "REDISCLI_AUTH": self.admin_password}
+                              if self.auth else None,
                               stdin=subprocess.DEVNULL)
         log = self.log_path("redis-cluster-create.log")
         log.write_text(done.stdout + done.stderr)
@@ -229,7 +234,8 @@ class RedisComponent(Component):
         kwargs: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.cert_path)} if self.tls \
             else {}
         client = RedisCluster(host="127.0.0.1", port=self.cluster_ports[0],
-                              password=self.admin_password, decode_responses=True,
+                              password=self.admin_password if self.auth else None,
+                              decode_responses=True,
                               socket_connect_timeout=3, socket_timeout=10, **kwargs)
         try:
             for _ in range(50):

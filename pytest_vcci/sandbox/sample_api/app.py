@@ -403,9 +403,15 @@ class App:
 
     # --- CORS (4.1.5) -------------------------------------------------------------------------
 
+    def origin_allowed(self, origin: str | None) -> bool:
+        # "*" reflects any Origin with credentials allowed: the misconfiguration 4.1.5 must catch.
+        return origin is not None and (
+            origin in self.config.cors_origins or "*" in self.config.cors_origins
+        )
+
     def cors_headers(self, request: Request) -> dict[str, str]:
         origin = request.headers.get("origin")
-        if origin is None or origin not in self.config.cors_origins:
+        if origin is None or not self.origin_allowed(origin):
             return {}
         return {
             "Access-Control-Allow-Origin": origin,
@@ -418,7 +424,7 @@ class App:
     def preflight(self, request: Request) -> Response:
         origin = request.headers.get("origin", "")
         method = request.headers.get("access-control-request-method", "").upper()
-        if origin not in self.config.cors_origins or method not in CORS_METHODS:
+        if not self.origin_allowed(origin) or method not in CORS_METHODS:
             # No Access-Control-Allow-Origin: the browser blocks the real request.
             return error(403, "cors_denied", "Origin or method not allowed", request)
         return Response(

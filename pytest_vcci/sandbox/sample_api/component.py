@@ -239,6 +239,14 @@ class SampleApiComponent(Component):
                 "cors_origin": "https://vcci.greenlang.io",
                 "integrations": ["sap", "oracle", "workday"],
                 "factor_providers": ["ecoinvent", "desnz", "epa"],
+                # Custom business metrics its /metrics exposes (4.2.2).
+                "business_metrics": [
+                    "vcci_emissions_calculations_total",
+                    "vcci_suppliers_processed_total",
+                    "vcci_reports_generated_total",
+                    "vcci_ingestion_bytes_total",
+                    "vcci_active_tenants",
+                ],
             }
         }
 
