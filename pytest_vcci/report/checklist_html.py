@@ -19,14 +19,15 @@ table.summary th,table.summary td{border:1px solid #d0d7de;padding:4px 8px;text-
 table.summary th:first-child,table.summary td:first-child{text-align:left}
 section{background:#fff;border:1px solid #d0d7de;border-radius:6px;margin:0 0 16px;padding:8px 16px}
 section h2{font-size:16px;margin:8px 0}
-details{border-top:1px solid #eaeef2;padding:6px 0}details>summary{cursor:pointer;list-style-position:outside}
+details{border-top:1px solid #eaeef2;padding:6px 0 6px 16px}details>summary{cursor:pointer;list-style-position:outside}
 .id{font-family:ui-monospace,monospace;font-weight:600;margin-right:6px}
 .status{display:inline-block;min-width:88px;text-align:center;border-radius:3px;padding:1px 6px;font-size:12px;font-weight:700;margin-right:8px;color:#fff}
 .s-passed{background:#1f883d}.s-attested{background:#0969da}.s-waived{background:#8250df}.s-failed{background:#cf222e}
 .s-error{background:#a40e26}.s-skipped{background:#bf8700}.s-not_covered{background:#6e7781}
 .sev{font-size:12px;color:#57606a;margin-left:6px}.msg{color:#57606a;margin:4px 0 4px 24px}
 .test{margin:6px 0 6px 24px;padding:6px 8px;background:#f6f8fa;border-radius:4px}
-.obs{border-collapse:collapse;margin-top:4px;font-size:13px}.obs td,.obs th{border:1px solid #d0d7de;padding:2px 6px;vertical-align:top}
+.obs{border-collapse:collapse;margin-top:4px;font-size:13px;background:#fff}.obs td,.obs th{border:1px solid #d0d7de;padding:2px 6px;vertical-align:top}
+.obs th{text-align:left;background:#eaeef2}.obs td:last-child{white-space:nowrap}
 .ok{color:#1f883d;font-weight:700}.bad{color:#cf222e;font-weight:700}
 pre{white-space:pre-wrap;margin:4px 0;font-size:12px}
 .trend{margin-left:10px;white-space:nowrap}.tr{display:inline-block;width:9px;height:12px;margin-right:1px;border-radius:2px;vertical-align:middle}
