@@ -33,7 +33,7 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
 ATTESTATIONS = Path(__file__).parent / "sandbox.attestations.toml"
 # Staging's shape where a component's default is smaller (its own tests use the default).
 STAGING_OPTIONS: dict[str, dict[str, Any]] = {
-    "postgres": {"replicas": 2},  # 1.1.2: the primary and two streaming read replicas
+    "postgres": {"replicas": 2, "pgbouncer": True},  # 1.1.2: the primary and two streaming read replicas
 }
 STATE = "state.json"
 ENV_FILE = "environment.toml"

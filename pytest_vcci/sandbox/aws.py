@@ -112,6 +112,9 @@ IRSA_ROLES = MappingProxyType({  # role -> Kubernetes service account it is boun
     "vcci-frontend-role": "vcci-frontend",
     "vcci-external-secrets-role": "external-secrets",
 })
+# The audit trail's log group: 2557 days is CloudWatch's 7-year retention (6.3.1, SOC 2).
+AUDIT_LOG_GROUP = "/vcci/staging/audit"
+AUDIT_RETENTION_DAYS = 2557
 LOG_GROUPS = ("/vcci/staging/application", "/aws/eks/vcci-staging/cluster",
               f"/aws/rds/instance/{DB_INSTANCE}/postgresql")
 
@@ -225,6 +228,7 @@ def expected_resources(region: str, replica_region: str,
         "security_groups": dict(SECURITY_GROUPS),
         "iam_roles": list(IRSA_ROLES),
         "log_groups": list(LOG_GROUPS),
+        "audit_log_group": AUDIT_LOG_GROUP,
     }
 
 
@@ -805,6 +809,8 @@ def seed_observability(seed: Seeder) -> None:
     for group in LOG_GROUPS:
         logs.create_log_group(logGroupName=group, tags={"Environment": "staging"})
         logs.put_retention_policy(logGroupName=group, retentionInDays=90)
+    logs.create_log_group(logGroupName=AUDIT_LOG_GROUP, tags={"Environment": "staging"})
+    logs.put_retention_policy(logGroupName=AUDIT_LOG_GROUP, retentionInDays=AUDIT_RETENTION_DAYS)
     cloudwatch = seed.client("cloudwatch")
     for name, metric, threshold, operator in _db_alarms():
         cloudwatch.put_metric_alarm(

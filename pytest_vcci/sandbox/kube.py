@@ -122,8 +122,35 @@ class KubeComponent(Component):
                 # Creates the upcoming emissions/audit_log partitions (2.1.4).
                 "partition_maintenance_cronjob": "vcci-partition-maintenance",
                 **application_expect(),
+                **pre_deployment_expect(),
             }
         }
+
+
+def pre_deployment_expect() -> dict[str, Any]:
+    """What section 1 looks for: node labels and taints, Secrets, IRSA accounts, the registry."""
+    return {
+        # 1.1.1: labels every node carries, taints some node pool carries.
+        "node_labels": [
+            "topology.kubernetes.io/zone",
+            "node.kubernetes.io/instance-type",
+            "vcci.greenlang.io/pool",
+        ],
+        "node_taints": ["vcci.greenlang.io/workload=worker:NoSchedule"],
+        # 1.2.2: Secrets the workloads mount (only their key names are ever read).
+        "secrets": [
+            "vcci-database",
+            "vcci-redis",
+            "vcci-api-keys",
+            "vcci-jwt",
+            "vcci-encryption",
+            "regcred-vcci",
+        ],
+        # 1.2.3: service accounts that assume an IAM role (IRSA).
+        "irsa_service_accounts": ["vcci-backend", "vcci-worker"],
+        # 1.2.5: where the application's images come from.
+        "registry": "registry.vcci.internal",
+    }
 
 
 def application_expect() -> dict[str, Any]:

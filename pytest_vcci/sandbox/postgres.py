@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_vcci.sandbox.base import Component, SandboxError, free_port, require_binary, wait_until
+from pytest_vcci.sandbox.base import (
+    Component,
+    SandboxError,
+    free_port,
+    port_open,
+    require_binary,
+    wait_until,
+)
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PG_PACKAGE = "postgresql"
@@ -63,6 +70,7 @@ class PostgresComponent(Component):
     app_user: str = "vcci_app"
     extensions: Sequence[str] = DEFAULT_EXTENSIONS
     replicas: int = 1
+    pgbouncer: bool = False  # PgBouncer (TLS, SCRAM) in front of the primary (1.1.2)
     tls: bool = True
     seed: bool = True
     alembic_head: str = ALEMBIC_HEAD
@@ -75,6 +83,7 @@ class PostgresComponent(Component):
     # Filled by start().
     port: int = 0
     replica_ports: list[int] = field(default_factory=list)
+    pgbouncer_port: int = 0
     password: str = field(default="", repr=False)
     locale: str = ""
     data_root: Path | None = None
@@ -102,6 +111,9 @@ class PostgresComponent(Component):
             self._seed_schema(began)
         self._mark("seeded", began)
         self._wait_streaming()
+        if self.pgbouncer:
+            self.pgbouncer_port = self._start_pgbouncer()
+            self._mark("pgbouncer up", began)
         self._mark("total", began)
 
     def stop(self) -> None:
@@ -130,6 +142,8 @@ class PostgresComponent(Component):
         if self.tls:
             table["non_tls_dsn"] = self.dsn(self.port, secret=f"${{{PASSWORD_VAR}}}",
                                             sslmode="disable")
+        if self.pgbouncer_port:
+            table["pgbouncer_dsn"] = self.dsn(self.pgbouncer_port, secret=f"${{{PASSWORD_VAR}}}")
         return {"postgres": table}
 
     def env_vars(self) -> dict[str, str]:
@@ -139,6 +153,8 @@ class PostgresComponent(Component):
         """What the suites compare against, for the environment file's [expect] table."""
         return {"postgres": {
             "alembic_head": self.alembic_head,
+            # Where the application records authentication and admin events (6.3.1).
+            "audit_table": "audit_log",
             # Reference data (2.2.1): role -> table.
             "reference_tables": {name: name for name in (
                 "emission_factors", "industry_codes", "countries", "currencies", "gwp_values")},
@@ -347,6 +363,51 @@ class PostgresComponent(Component):
             # cluster_name becomes the walreceiver's application_name on the primary.
             fh.write(f"port = {port}\ncluster_name = 'vcci-replica-{number}'\n")
         return self._launch(data, f"postgres-replica{number}.log", port)
+
+    def _start_pgbouncer(self) -> int:
+        """PgBouncer in transaction mode: TLS both ways, SCRAM with the role's own verifier."""
+        assert self.data_root is not None
+        binary = require_binary("pgbouncer", "pgbouncer", search=["/usr/sbin"])
+        directory = self.data_root / "pgbouncer"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        self._give(directory)
+        # The verifier, not the password: PgBouncer authenticates clients with it and then
+        # logs in to the server with the client's SCRAM keys.
+        verifier = self.superuser_value(
+            f"SELECT rolpassword FROM pg_authid WHERE rolname = '{self.app_user}'",
+            dbname="postgres")
+        users = directory / "userlist.txt"
+        users.write_text(f'"{self.app_user}" "{verifier}"\n')
+        data = self.data_root / "primary"
+        port = free_port()
+        ini = directory / "pgbouncer.ini"
+        ini.write_text("\n".join([
+            "[databases]",
+            f"{self.database} = host=127.0.0.1 port={self.port} dbname={self.database}",
+            "[pgbouncer]",
+            "listen_addr = 127.0.0.1",
+            f"listen_port = {port}",
+            "unix_socket_dir =",
+            "auth_type = scram-sha-256",
+            f"auth_file = {users}",
+            "pool_mode = transaction",
+            "max_client_conn = 1000",
+            "default_pool_size = 20",
+            "client_tls_sslmode = require",
+            f"client_tls_cert_file = {data / 'server.crt'}",
+            f"client_tls_key_file = {data / 'server.key'}",
+            "server_tls_sslmode = require",
+            "ignore_startup_parameters = extra_float_digits",
+        ]) + "\n")
+        for path in (users, ini):
+            path.chmod(0o600)
+            self._give(path)
+        # `-u` rather than runuser: PgBouncer drops root itself and then stops at once on SIGTERM.
+        argv = [binary, "-u", self.os_user, str(ini)] if self._as_server_user() else [binary, str(ini)]
+        proc = self.spawn(argv, "pgbouncer.log")
+        wait_until(lambda: port_open(port), "pgbouncer", timeout=15, proc=proc,
+                   log=self.log_path("pgbouncer.log"))
+        return port
 
     def _wait_streaming(self) -> None:
         if not self.replicas:

@@ -100,6 +100,8 @@ class ApiConfig:
     cors_origins: tuple[str, ...] = ("https://vcci.greenlang.io",)
     rate_limit: int = 100  # 3.2.6 / 4.2.3: 100 requests per minute per client IP
     rate_window: int = 60
+    # False: a tenant's token reads other tenants' data (a broken variant for 6.1.1).
+    tenant_isolation: bool = True
     access_log: str | None = None
     # Component or integration name -> "ok" | "down"; anything not named is "ok".
     health: Mapping[str, str] = field(default_factory=dict)
