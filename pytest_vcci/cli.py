@@ -49,8 +49,7 @@ def run_sandbox(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="vcci sandbox", description="the embedded local staging")
     parser.add_argument("action", choices=["up", "down", "env"])
     parser.add_argument("--dir", default=".sandbox", help="state directory (default .sandbox)")
-    parser.add_argument("--only", help="comma list of components (api,kubernetes,postgres,"
-                                       "redis,aws,monitoring)")
+    parser.add_argument("--only", help="comma list of components to start (default: all)")
     try:
         ns = parser.parse_args(list(argv))
     except SystemExit as exc:
@@ -74,7 +73,16 @@ def _sandbox_up(workdir: Path, only: str | None) -> int:
         print(f"vcci sandbox: a sandbox is already running in {workdir} "
               f"(stop it with: vcci sandbox down --dir {workdir})", file=sys.stderr)
         return 1
-    sandbox = Sandbox(workdir, only=tuple(only.split(",")) if only else None)
+    from pytest_vcci.sandbox import COMPONENTS
+
+    names = tuple(n.strip() for n in only.split(",")) if only else None
+    unknown = sorted(set(names or ()) - {c[0] for c in COMPONENTS})
+    if unknown:
+        known = ", ".join(c[0] for c in COMPONENTS)
+        print(f"vcci sandbox: unknown component {', '.join(unknown)} (known: {known})",
+              file=sys.stderr)
+        return 2
+    sandbox = Sandbox(workdir, only=names)
     try:
         env_file = sandbox.up()
     except SandboxError as exc:

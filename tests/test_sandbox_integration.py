@@ -11,7 +11,7 @@ import pytest
 
 from pytest_vcci.sandbox.base import SandboxError, require_binary
 
-PROBE_TESTS = '''
+PROBE_TESTS = """
 import json, os, pytest
 
 SECRETS_OUT = os.environ["PROBE_SECRETS_OUT"]
@@ -59,10 +59,10 @@ def test_api(api, evidence, vcci_context):
 def test_monitoring(prometheus, alertmanager, evidence):
     evidence.check("retention", prometheus.flags().get("storage.tsdb.retention.time"), "15d", True)
     evidence.check("receivers", alertmanager.receivers(), "non-empty", bool(alertmanager.receivers()))
-'''
+"""
 
 
-PROBE_CONFTEST = '''
+PROBE_CONFTEST = """
 import json, os, urllib.request
 
 def pytest_sessionfinish(session):
@@ -75,7 +75,7 @@ def pytest_sessionfinish(session):
         counts = json.load(answer)
     with open(os.environ["PROBE_KUBE_OUT"], "w") as fh:
         json.dump(counts, fh)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +87,36 @@ def sandbox_run(pytester_module: Path, tmp_path_factory: pytest.TempPathFactory)
     (pytester_module / "conftest.py").write_text(PROBE_CONFTEST)
     report_dir = pytester_module / "out"
     proc = subprocess.run(
-        [str(Path(__file__).parents[1] / ".venv" / "bin" / "python"), "-m", "pytest",
-         "--vcci-sandbox", "-n", "2", "-p", "no:cacheprovider", "--vcci-report-dir", str(report_dir),
-         "-l", "--tb=long", "test_probe.py"],
-        cwd=pytester_module, capture_output=True, text=True, timeout=600,
+        [
+            str(Path(__file__).parents[1] / ".venv" / "bin" / "python"),
+            "-m",
+            "pytest",
+            "--vcci-sandbox",
+            "-n",
+            "2",
+            "-p",
+            "no:cacheprovider",
+            "--vcci-report-dir",
+            str(report_dir),
+            "-l",
+            "--tb=long",
+            "test_probe.py",
+        ],
+        cwd=pytester_module,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**_env(), "PROBE_SECRETS_OUT": str(secrets_out), "PROBE_KUBE_OUT": str(kube_out)},
     )
     assert secrets_out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     dumped = json.loads(secrets_out.read_text())
-    return {"proc": proc, "reports": report_dir, **dumped,
-            "kube": json.loads(kube_out.read_text()),
-            "evidence": json.loads((report_dir / "evidence.json").read_text())}
+    return {
+        "proc": proc,
+        "reports": report_dir,
+        **dumped,
+        "kube": json.loads(kube_out.read_text()),
+        "evidence": json.loads((report_dir / "evidence.json").read_text()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +143,12 @@ def test_no_secret_reaches_any_report_or_the_console(sandbox_run: dict) -> None:
     secrets = sandbox_run["secrets"]
     assert len(secrets) >= 6, secrets  # pg, redis, kube token, aws key, api token, api key
     files = [p for p in sandbox_run["reports"].rglob("*") if p.is_file()]
-    assert {p.name for p in files} >= {"evidence.json", "report.html", "checklist.html", "junit.xml"}
+    assert {p.name for p in files} >= {
+        "evidence.json",
+        "report.html",
+        "checklist.html",
+        "junit.xml",
+    }
     output = sandbox_run["proc"].stdout + sandbox_run["proc"].stderr
     assert "leak attempt" in output  # the failing tests did run and print
     for secret in secrets:
@@ -138,8 +162,11 @@ def test_kubernetes_lists_each_kind_once_per_run_under_xdist(sandbox_run: dict) 
     # emulator must see ONE list of each (kind, namespace) for the whole run.
     assert sandbox_run["evidence"]["run"]["workers"] == 2
     by_path = sandbox_run["kube"]["by_path"]
-    lists = {path: n for path, n in by_path.items()
-             if path.rsplit("/", 1)[-1] in {"nodes", "deployments", "pods", "services", "secrets"}}
+    lists = {
+        path: n
+        for path, n in by_path.items()
+        if path.rsplit("/", 1)[-1] in {"nodes", "deployments", "pods", "services", "secrets"}
+    }
     assert len(lists) == 5, by_path
     assert all(n == 1 for n in lists.values()), lists
     assert all(path.startswith("GET ") for path in by_path), by_path
@@ -161,14 +188,29 @@ def test_sandbox_is_torn_down_when_the_run_is_interrupted(tmp_path: Path) -> Non
     )
     out = tmp_path / "run_dir.txt"
     proc = subprocess.run(
-        [str(Path(__file__).parents[1] / ".venv" / "bin" / "python"), "-m", "pytest",
-         "--vcci-sandbox", "-p", "no:cacheprovider", "--vcci-report-dir", "out", "test_interrupt.py"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            str(Path(__file__).parents[1] / ".venv" / "bin" / "python"),
+            "-m",
+            "pytest",
+            "--vcci-sandbox",
+            "-p",
+            "no:cacheprovider",
+            "--vcci-report-dir",
+            "out",
+            "test_interrupt.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**_env(), "RUN_DIR_OUT": str(out)},
     )
     assert proc.returncode == 2, proc.stdout[-2000:]
     run_dir = out.read_text()
-    assert json.loads((tmp_path / "out" / "evidence.json").read_text())["run"]["verdict"] == "incomplete"
+    assert (
+        json.loads((tmp_path / "out" / "evidence.json").read_text())["run"]["verdict"]
+        == "incomplete"
+    )
     assert _processes_mentioning(run_dir) == []
 
 
