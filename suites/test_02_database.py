@@ -12,7 +12,8 @@ What is read, and from where:
 - AWS (``cloud``): the RDS instance's backups, encryption and monitoring, and its instance
   class (for its RAM when ``[postgres].ram`` is not set).
 
-Sizes follow PostgreSQL's convention: ``16GB`` means 16 GiB.
+Sizes follow PostgreSQL's convention: ``16GB`` means 16 GiB. Partition bounds are compared
+in UTC (a quarter starts at 00:00 UTC on its first day).
 """
 
 from __future__ import annotations
