@@ -122,6 +122,8 @@ class VcciSession:
         if not ids and EVIDENCE_KEY not in item.stash:
             return report
         payload: dict[str, Any] = {"checklist": ids, "message": _message(report, call, redact)}
+        if item.get_closest_marker("intrusive"):
+            payload["intrusive"] = True
         evidence = item.stash.get(EVIDENCE_KEY, None)
         if evidence is not None and (report.when == "call" or report.failed or report.skipped):
             payload.update(evidence.payload())

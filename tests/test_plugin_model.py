@@ -57,6 +57,7 @@ def test_passing_test() -> None:
         "observations": [obs],
         "attachments": [],
         "attestations": [],
+        "intrusive": False,
     }
 
 

@@ -33,6 +33,7 @@ class TestRecord:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     attestations: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = field(default=False, repr=False)  # its call ran, or setup did not pass
+    intrusive: bool = False  # marked intrusive: sends load or writes test data
 
     def add(self, report: pytest.TestReport) -> None:
         self.duration += report.duration
@@ -41,6 +42,7 @@ class TestRecord:
         payload: Mapping[str, Any] = getattr(report, "vcci", None) or {}
         if payload.get("checklist"):
             self.checklist = list(payload["checklist"])
+        self.intrusive = self.intrusive or bool(payload.get("intrusive"))
         self.observations.extend(payload.get("observations", []))
         self.attachments.extend(payload.get("attachments", []))
         self.attestations.extend(payload.get("attestations", []))
@@ -77,6 +79,7 @@ class TestRecord:
             "observations": self.observations,
             "attachments": self.attachments,
             "attestations": self.attestations,
+            "intrusive": self.intrusive,
         }
 
 
@@ -100,7 +103,11 @@ def _message(report: pytest.TestReport) -> str:
 
 
 def item_status(item: Item, tests: Iterable[TestRecord]) -> str:
-    statuses = [t.status_for(item) for t in tests]
+    tests = list(tests)
+    # An intrusive check left out of a read-only run says nothing about the item when other
+    # checks cover it; alone, it leaves the item skipped (not checked), which is the truth.
+    ran = [t for t in tests if not (t.intrusive and t.outcome == "skipped")]
+    statuses = [t.status_for(item) for t in (ran or tests)]
     if not statuses:
         return "not_covered"
     worst = min(statuses, key=STATUS_ORDER.index)
