@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec .venv/bin/python -m pytest tests/ -n 2 -p no:cacheprovider "$@"
+# --dist loadfile: a test file with a sandbox of its own starts it once, on one worker.
+exec .venv/bin/python -m pytest tests/ -n 2 --dist loadfile -p no:cacheprovider "$@"
