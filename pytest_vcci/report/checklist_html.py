@@ -6,7 +6,7 @@ import json
 from html import escape
 from typing import Any
 
-from pytest_vcci.report.model import STATUSES
+from pytest_vcci.report.model import STATUSES, headline
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
@@ -29,6 +29,8 @@ details{border-top:1px solid #eaeef2;padding:6px 0 6px 16px}details>summary{curs
 .obs{border-collapse:collapse;margin-top:4px;font-size:13px;background:#fff}.obs td,.obs th{border:1px solid #d0d7de;padding:2px 6px;vertical-align:top}
 .obs th{text-align:left;background:#eaeef2}.obs td:last-child{white-space:nowrap}
 .ok{color:#1f883d;font-weight:700}.bad{color:#cf222e;font-weight:700}
+.attention{list-style:none;padding:0;margin:0 0 8px}.attention li{margin:6px 0}
+.attention a{color:inherit;text-decoration:none}.attention .msg{margin:2px 0 0 100px}
 pre{white-space:pre-wrap;margin:4px 0;font-size:12px}
 .trend{margin-left:10px;white-space:nowrap}.tr{display:inline-block;width:9px;height:12px;margin-right:1px;border-radius:2px;vertical-align:middle}
 .waiver{border-left:3px solid #8250df;padding-left:6px}
@@ -43,6 +45,7 @@ def render(result: dict[str, Any]) -> str:
         f"<style>{CSS}</style></head><body>",
         _header(run),
         "<main>",
+        _attention(result),
         _summary(result["sections"]),
     ]
     sections: dict[int, list[dict[str, Any]]] = {}
@@ -69,6 +72,28 @@ def _header(run: dict[str, Any]) -> str:
         f" &middot; {escape(run['user'])}@{escape(run['host'])} &middot; pytest-vcci {escape(run['tool']['version'])}</p>"
         "</header>"
     )
+
+
+def _attention(result: dict[str, Any]) -> str:
+    """What blocks the release and what warns, first: a reader in a hurry starts here."""
+    by_id = {item["id"]: item for item in result["items"]}
+    blocks = []
+    for label, key in (("Blocking", "blocking"), ("Warnings", "warnings")):
+        ids = result["run"].get(key) or []
+        if not ids:
+            continue
+        rows = "".join(
+            f"<li><a href='#item-{escape(i)}'><span class='status s-{by_id[i]['status']}'>"
+            f"{by_id[i]['status'].replace('_', ' ')}</span><b>{escape(i)}</b> "
+            f"{escape(by_id[i]['title'])}</a> <span class='sev'>{escape(by_id[i]['severity'])}"
+            f"</span><div class='msg'>{escape(headline(by_id[i].get('message') or ''))}</div></li>"
+            for i in ids
+            if i in by_id
+        )
+        blocks.append(f"<h2>{label} ({len(ids)})</h2><ul class='attention'>{rows}</ul>")
+    if not blocks:
+        return ""
+    return f"<section class='attention-box'>{''.join(blocks)}</section>"
 
 
 def _summary(sections: list[dict[str, Any]]) -> str:

@@ -169,3 +169,12 @@ def section_table(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         row[item["status"]] += 1
     return [rows[k] for k in sorted(rows)]
+
+
+def headline(message: str, width: int = 240) -> str:
+    """The line a reader in a hurry needs: "4 criteria failed:" is followed by the first one."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    text = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_vcci.report.model import headline
+
 COLUMNS = (
     ("passed", "pass"),
     ("failed", "fail"),
@@ -41,6 +43,6 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             lines.append(f"{label}:")
             for item_id in ids:
                 item = by_id[item_id]
-                message = item["message"].splitlines()[0][:110] if item["message"] else ""
+                message = headline(item["message"], 110)
                 lines.append(f"  {item_id:<7} {item['severity']:<8} {item['status']:<8} {message}")
     return lines
