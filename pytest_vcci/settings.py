@@ -149,6 +149,7 @@ class SmtpTable(Timeouts):
     starttls: bool = True
     sending_domain: str | None = Field(None, description="domain whose SPF/DKIM/DMARC to check")
     dkim_selector: str = "default"
+    ca_bundle: str | None = Field(None, description="CA bundle to verify the STARTTLS certificate")
 
 
 class ReportsTable(Table):

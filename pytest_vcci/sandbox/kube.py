@@ -32,12 +32,17 @@ class KubeComponent(Component):
     extra_pods: int = 0
     expire_continue: int = 0
     hang: bool = False  # accept connections and never answer (fail-fast tests)
+    manifests_repository: bool = True  # the git repository the cluster is deployed from (8.1.3)
     port: int = 0
     token: str = field(default="", repr=False)
 
     @property
     def server(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def repository(self) -> Path:
+        return self.workdir / "vcci-infra"
 
     @property
     def request_log(self) -> Path:
@@ -60,6 +65,8 @@ class KubeComponent(Component):
             )
         else:
             wait_until(self._answers, "kube emulator", 30, proc, self.log_path("kube-emulator.log"))
+        if self.manifests_repository:
+            write_manifests_repository(self.manifests, self.repository)
 
     def _argv(self) -> list[str]:
         argv = [sys.executable, "-m", "pytest_vcci.sandbox.kube_emulator", "--port", str(self.port)]
@@ -100,13 +107,16 @@ class KubeComponent(Component):
         return [json.loads(line) for line in self.request_log.read_text().splitlines() if line]
 
     def env_tables(self) -> dict[str, dict[str, Any]]:
-        return {
+        tables: dict[str, dict[str, Any]] = {
             "kubernetes": {
                 "server": self.server,
                 "token": f"${{{TOKEN_VAR}}}",
                 "namespace": self.namespace,
             }
         }
+        if self.manifests_repository and not self.hang:
+            tables["docs"] = {"manifests_repository": str(self.repository)}
+        return tables
 
     def env_vars(self) -> dict[str, str]:
         return {TOKEN_VAR: self.token}
@@ -184,3 +194,58 @@ def application_expect() -> dict[str, Any]:
         "log_shipper": {"namespace": "logging", "daemonset": "fluent-bit",
                         "configmap": "fluent-bit-config"},
     }
+
+
+# --- the manifests repository (8.1.3) ------------------------------------------------------
+
+# What the API server adds or runs by itself: never in a repository of manifests.
+RUNTIME_KINDS = frozenset({"Pod", "ReplicaSet", "Event", "EndpointSlice", "Node", "Secret"})
+RUNTIME_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation",
+                    "managedFields", "ownerReferences")
+
+
+def write_manifests_repository(source: Path, repository: Path, *,
+                               committed_days_ago: float = 2.0) -> Path:
+    """A git repository of the declarative objects of ``source`` (no status, no Secrets, no
+    runtime objects), committed ``committed_days_ago`` days ago: the GitOps repository the
+    staging cluster was deployed from. Secrets are documented by name in SECRETS.md."""
+    import datetime as dt
+    import os
+    import shutil
+    import subprocess
+
+    import yaml
+
+    shutil.rmtree(repository, ignore_errors=True)
+    (repository / "k8s").mkdir(parents=True)
+    secrets_seen: list[str] = []
+    for path in sorted(source.glob("*.yaml")):
+        kept = []
+        for obj in yaml.safe_load_all(path.read_text()):
+            if not obj:
+                continue
+            if obj.get("kind") == "Secret":
+                meta = obj.get("metadata", {})
+                secrets_seen.append(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+            if obj.get("kind") in RUNTIME_KINDS:
+                continue
+            obj.pop("status", None)
+            for key in RUNTIME_METADATA:
+                obj.get("metadata", {}).pop(key, None)
+            kept.append(obj)
+        if kept:
+            (repository / "k8s" / path.name).write_text(
+                yaml.safe_dump_all(kept, sort_keys=False))
+    (repository / "SECRETS.md").write_text(
+        "# Secrets (documented, never exported)\n\nValues live in AWS Secrets Manager and are "
+        "synced by external-secrets; only their names are kept here.\n\n"
+        + "".join(f"- `{name}`\n" for name in secrets_seen))
+    when = (dt.datetime.now(dt.UTC) - dt.timedelta(days=committed_days_ago)).isoformat()
+    env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when,
+           "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(repository)}
+    identity = ["-c", "user.name=VCCI Platform", "-c", "user.email=platform@vcci.greenlang.io"]
+    for argv in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 [*identity, "commit", "-q", "-m", "staging: release 2.0.0"]):
+        subprocess.run(["git", *argv], cwd=repository, env=env, check=True,
+                       capture_output=True, timeout=30)
+    return repository

@@ -25,9 +25,11 @@ Every rule carries ``labels.severity`` and ``annotations.checklist``/``annotatio
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -225,6 +227,9 @@ class PrometheusComponent(Component):
     port: int = 0
     alertmanager_url: str | None = None
     scrape_targets: Sequence[str] = ()  # e.g. the sample API's http://127.0.0.1:PORT/metrics
+    # The first target's recent past (SampleApiComponent.history), backfilled before start so
+    # rate() over the last hour answers at once; None: an empty TSDB.
+    history: Callable[[], Sequence[Any]] | None = None
     probe_jobs: Sequence[dict[str, Any]] = ()  # synthetic checks (5.3.3), see synthetic.py
     extra_rule_groups: Sequence[dict[str, Any]] = ()
     broken: frozenset[str] = frozenset()
@@ -268,6 +273,8 @@ class PrometheusComponent(Component):
         config_file = directory / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         began = time.monotonic()
+        if self.history is not None and self.scrape_targets:
+            self._backfill(directory)
         proc = self.spawn([
             binary, f"--config.file={config_file}", f"--storage.tsdb.path={directory / 'data'}",
             f"--storage.tsdb.retention.time={RETENTION}",
@@ -279,6 +286,24 @@ class PrometheusComponent(Component):
         wait_until(lambda: _http_ok(f"{self.url}/-/ready"), "prometheus", timeout=30,
                    proc=proc, log=self.log_path("prometheus.log"))
         self.startup_seconds = time.monotonic() - began
+
+    def _backfill(self, directory: Path) -> None:
+        """promtool writes the history as TSDB blocks, with the labels a scrape would add."""
+        assert self.history is not None
+        target = {"job": "vcci-api", "instance": urlsplit(self.scrape_targets[0]).netloc,
+                  "environment": "staging"}
+        families = self.history()
+        if not families:
+            return
+        source = directory / "history.om"
+        source.write_text(openmetrics(families, target))
+        promtool = require_binary("promtool", PROMETHEUS_PACKAGE)
+        done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics",
+                               str(source), str(directory / "data")], capture_output=True,
+                              text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise SandboxError(f"promtool backfill failed ({done.returncode}): "
+                               f"{(done.stdout + done.stderr).strip()[-500:]}")
 
     def rules(self) -> dict[str, Any]:
         """alert_rules() and the extra groups, less what ``broken`` takes away."""
@@ -300,12 +325,25 @@ class PrometheusComponent(Component):
         return {"prometheus": {"url": self.url}}
 
 
+def openmetrics(families: Sequence[Any], target: dict[str, str]) -> str:
+    """(family, type, [(sample, labels, [(time, value)])]) as OpenMetrics text for promtool."""
+    lines = []
+    for family, kind, series in families:
+        lines.append(f"# TYPE {family} {kind}")
+        for name, labels, points in series:
+            text = ",".join(f'{k}="{v}"' for k, v in {**target, **labels}.items())
+            lines.extend(f"{name}{{{text}}} {float(value)!r} {at:.3f}" for at, value in points)
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
 @dataclass
 class MonitoringComponent(Component):
     """Alertmanager, then Prometheus pointed at it; ready once the Watchdog fires there."""
 
     name: str = "monitoring"
     scrape_targets: Sequence[str] = ()
+    history: Callable[[], Sequence[Any]] | None = None  # see PrometheusComponent.history
     # What the synthetic checks probe (synthetic.probe_targets_for(api)); empty: no probes.
     probe_targets: dict[str, Any] = field(default_factory=dict)
     broken: frozenset[str] = frozenset()  # names from BREAKAGES
@@ -332,7 +370,7 @@ class MonitoringComponent(Component):
         self.prometheus = PrometheusComponent(workdir=self.workdir,
                                               alertmanager_url=self.alertmanager.url,
                                               scrape_targets=self.scrape_targets,
-                                              probe_jobs=jobs,
+                                              history=self.history, probe_jobs=jobs,
                                               extra_rule_groups=groups,
                                               broken=frozenset(self.broken))
         self._start(self.prometheus)

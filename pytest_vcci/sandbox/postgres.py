@@ -52,6 +52,20 @@ GWP_AR6 = (
     ("HFC-23", "Trifluoromethane", 14600),
     ("CF4", "Perfluoromethane (PFC-14)", 7380),
 )
+# Reads the application makes all day, each served by an index of the seeded schema.
+APPLICATION_QUERIES = (
+    "SELECT s.id, s.name, s.country_code FROM suppliers s JOIN tenants t ON t.id = s.tenant_id "
+    "WHERE t.slug = 'tenant-7' AND s.is_active ORDER BY s.name LIMIT 50",
+    "SELECT co2e_per_unit, unit, source FROM emission_factors "
+    "WHERE activity = 'electricity 10' AND region = 'DE' AND is_active",
+    "SELECT scope3_category, sum(co2e_kg) AS co2e_kg FROM emissions "
+    "WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'tenant-3') "
+    "AND reporting_period >= date_trunc('year', now())::date GROUP BY 1",
+    "SELECT count(*) FROM audit_log WHERE event_type = 'auth.login_failed' "
+    "AND occurred_at > now() - interval '1 day'",
+    "SELECT code, title FROM industry_codes "
+    "WHERE search @@ plainto_tsquery('english', 'steel') LIMIT 20",
+)
 # What `index_count` means: indexes in schema public that are not the per-partition copies
 # PostgreSQL makes of an index on a partitioned table (those are implied by their parent).
 INDEX_COUNT_SQL = (
@@ -144,7 +158,12 @@ class PostgresComponent(Component):
                                             sslmode="disable")
         if self.pgbouncer_port:
             table["pgbouncer_dsn"] = self.dsn(self.pgbouncer_port, secret=f"${{{PASSWORD_VAR}}}")
-        return {"postgres": table}
+        tables = {"postgres": table}
+        if self.seed:
+            # The application's typical reads, for the query probes of 7.1.2 and 11.1.3.
+            tables["performance"] = {"db_queries": list(APPLICATION_QUERIES),
+                                     "db_iterations": 200, "db_concurrency": 4}
+        return tables
 
     def env_vars(self) -> dict[str, str]:
         return {PASSWORD_VAR: self.password}

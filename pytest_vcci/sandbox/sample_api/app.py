@@ -39,6 +39,7 @@ from pytest_vcci.sandbox.sample_api.state import (
 )
 
 MAX_SIMULATED_LATENCY_MS = 5000.0
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
@@ -222,7 +223,7 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "/api/v1/ingestions",
         "ingest",
-        "Upload activity data (JSON or CSV)",
+        "Upload activity data (JSON, CSV or Excel .xlsx)",
         "calculations",
         auth=True,
         permission="data:ingest",
@@ -691,10 +692,12 @@ class App:
                 ln for ln in request.body.decode("utf-8", "replace").splitlines() if ln.strip()
             ]
             records = max(0, len(lines) - 1)  # minus the header row
+        elif content_type.startswith(XLSX):
+            records = max(0, xlsx_rows(request.body) - 1)
         else:
             data = request.json()
             if not isinstance(data, list):
-                raise BadRequest("Expected a JSON array of records or text/csv")
+                raise BadRequest("Expected a JSON array of records, text/csv or an .xlsx workbook")
             records = len(data)
         self.metrics.ingestion_bytes.inc(len(request.body))
         self.metrics.suppliers_processed.inc(records)
@@ -724,6 +727,22 @@ class App:
                 "total_emissions_kgco2e": round(self.emissions.get(principal.tenant, 0.0), 6),
             },
         )
+
+
+def xlsx_rows(body: bytes) -> int:
+    """Rows of an Excel workbook's first worksheet (an .xlsx is a zip of SpreadsheetML)."""
+    import io
+    import zipfile
+    from xml.etree import ElementTree
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as book:
+            sheet = book.read("xl/worksheets/sheet1.xml")
+        root = ElementTree.fromstring(sheet)
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError):
+        raise BadRequest("Not an Excel workbook (.xlsx) with a first worksheet") from None
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    return sum(1 for row in root.iter(f"{main}row") if len(row))
 
 
 def supplier_problems(data: Any) -> list[str]:

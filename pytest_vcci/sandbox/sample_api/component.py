@@ -6,6 +6,7 @@ import json
 import secrets
 import ssl
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from pytest_vcci.sandbox.pki import LocalCA, key_pem, new_key, write_private
 # The names the staging load balancer's certificate covers (1.2.1: wildcard for *.vcci.greenlang.io).
 HOSTNAMES = ("api.staging.vcci.greenlang.io", "*.vcci.greenlang.io", "localhost", "127.0.0.1")
 TEST_TENANT = "vcci-test"
+# With `workload`, staging has been working this long when the sandbox starts (7.1.3).
+WORKLOAD_HOURS = 6
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,12 @@ class SampleApiComponent(Component):
     cert_days: int = 120  # > 90 days: a fresh sandbox passes the expiry checks
     hostnames: tuple[str, ...] = HOSTNAMES
     overrides: dict[str, Any] = field(default_factory=dict)  # merged into the server's config
+    # Staging's steady worker load (workload.py) since workload_started (0: WORKLOAD_HOURS
+    # before start()), and its recent past for a Prometheus backfill (history()).
+    workload: bool = False
+    workload_started: float = 0.0
+    # What the emission factor providers take to answer, as the API measures it (9.1.2).
+    factor_latency_ms: dict[str, float] = field(default_factory=dict)
 
     # --- paths ------------------------------------------------------------------------------
 
@@ -71,6 +80,8 @@ class SampleApiComponent(Component):
     def start(self) -> None:
         self.port = self.port or free_port()
         self.metrics_port = self.metrics_port or free_port()
+        if self.workload:
+            self.workload_started = self.workload_started or time.time() - WORKLOAD_HOURS * 3600
         self.directory.mkdir(parents=True, exist_ok=True)
         ca = LocalCA.create(self.workdir / "pki")
         leaf = ca.issue(self.name, self.hostnames, days=self.cert_days)
@@ -143,7 +154,22 @@ class SampleApiComponent(Component):
             "rate_limit": self.rate_limit,
             "access_log": str(self.access_log),
         }
+        if self.workload_started:
+            config["simulated"] = {"workload_started": self.workload_started}
+        if self.factor_latency_ms:
+            config["latency_ms"] = dict(self.factor_latency_ms)
         return {**config, **self.overrides}
+
+    # --- load and its history (7.1.x) -------------------------------------------------------
+
+    def history(self, end: float | None = None) -> list[Any]:
+        """The last hour of this API's metrics for a Prometheus backfill (see workload.py);
+        empty without ``workload``."""
+        from pytest_vcci.sandbox.sample_api.workload import Workload
+
+        if not self.workload_started:
+            return []
+        return Workload(self.workload_started).history(time.time() if end is None else end)
 
     def stored_config(self) -> dict[str, Any]:
         try:
@@ -226,6 +252,13 @@ class SampleApiComponent(Component):
                 "api_key": "${VCCI_SANDBOX_API_KEY}",
             },
             "tls": {"endpoints": [f"127.0.0.1:{self.port}"], "ca_bundle": ca_bundle},
+            # The bounded load probe of 7.1.1: read endpoints outside the /api rate limit.
+            "performance": {
+                "api_endpoints": ["/health/ready", "/health/live", "/openapi.json"],
+                "api_requests": 200,
+                "api_concurrency": 10,
+                "max_seconds": 60,
+            },
         }
 
     def expect(self) -> dict[str, Any]:
@@ -239,6 +272,8 @@ class SampleApiComponent(Component):
                 "cors_origin": "https://vcci.greenlang.io",
                 "integrations": ["sap", "oracle", "workday"],
                 "factor_providers": ["ecoinvent", "desnz", "epa"],
+                # Where calculations take factors from when every provider is down (9.1.2).
+                "fallback_factor_provider": "proxy",
                 # Custom business metrics its /metrics exposes (4.2.2).
                 "business_metrics": [
                     "vcci_emissions_calculations_total",

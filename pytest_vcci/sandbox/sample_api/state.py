@@ -186,17 +186,17 @@ class Metrics:
         queue = Gauge("worker_queue_depth", "Tasks waiting per worker queue", ["queue"], registry=r)
         queue.labels(queue="default").set(sim.get("worker_queue_depth", 42))
         Gauge("vcci_active_tenants", "Tenants with activity", registry=r).set(len(config.tenants))
-        self.suppliers_processed = Counter(
-            "vcci_suppliers_processed_total", "Suppliers processed", registry=r
-        )
-        self.calculations = Counter(
-            "vcci_emissions_calculations_total",
-            "Emissions calculations by Scope 3 category",
-            ["category"],
-            registry=r,
-        )
-        for category in ("1", "4", "6"):
-            self.calculations.labels(category=category)
+        # Staging's steady worker load since `workload_started` (7.1.3), plus real requests.
+        from pytest_vcci.sandbox.sample_api import workload as wl
+
+        started = sim.get("workload_started")
+        steady = wl.Workload(float(started)) if started is not None else None
+        self.suppliers_processed = wl.steady_suppliers(steady)
+        self.calculations = wl.steady_calculations(steady)
+        r.register(self.suppliers_processed)
+        r.register(self.calculations)
+        if steady is not None:
+            r.register(wl.WorkerCollector(steady))
         self.ingestion_bytes = Counter(
             "vcci_ingestion_bytes_total", "Bytes of data ingested", registry=r
         )
