@@ -34,7 +34,8 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
 ATTESTATIONS = Path(__file__).parent / "sandbox.attestations.toml"
 # Staging's shape where a component's default is smaller (its own tests use the default).
 STAGING_OPTIONS: dict[str, dict[str, Any]] = {
-    "postgres": {"replicas": 2, "pgbouncer": True},  # 1.1.2: the primary and two streaming read replicas
+    # 1.1.2: the primary, two streaming read replicas and PgBouncer in front.
+    "postgres": {"replicas": 2, "pgbouncer": True},
     # 7.1.3 and 9.1.2: the workers' steady load (and its last hour, backfilled into Prometheus)
     # and the emission factor providers' response times.
     "api": {"workload": True,

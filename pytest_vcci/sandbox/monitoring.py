@@ -53,7 +53,6 @@ BREAKAGES: dict[str, str] = {
 }
 
 
-
 def _rule(alert: str, expr: str, duration: str, severity: str, checklist: str,
           threshold: str, summary: str) -> dict[str, Any]:
     return {

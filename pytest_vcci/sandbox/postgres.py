@@ -172,11 +172,11 @@ class PostgresComponent(Component):
         """What the suites compare against, for the environment file's [expect] table."""
         return {"postgres": {
             "alembic_head": self.alembic_head,
-            # Where the application records authentication and admin events (6.3.1).
-            "audit_table": "audit_log",
             # Reference data (2.2.1): role -> table.
             "reference_tables": {name: name for name in (
                 "emission_factors", "industry_codes", "countries", "currencies", "gwp_values")},
+            # Where the application records authentication and admin events (6.3.1).
+            "audit_table": "audit_log",
             # Range-partitioned tables (2.1.4): quarterly emissions, monthly audit log.
             "partitions": {
                 "emissions": {"table": "emissions", "key": "reporting_period"},
