@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pytest_vcci.sandbox import kube_emulator
 from pytest_vcci.sandbox.kube import STAGING_MANIFESTS, KubeComponent
 from pytest_vcci.sandbox.kube_emulator import (
     ManifestError,
@@ -351,13 +352,35 @@ def test_requests_are_counted_logged_and_reset(kube: KubeComponent) -> None:
     assert kube.requests() == {"total": 0, "by_verb": {}, "by_path": {}}
 
 
-def test_latency_delays_every_answer(tmp_path: Path) -> None:
+class RecordedSleep:
+    """Stands in for the emulator's ``time``: sleeps are recorded, not slept."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def test_latency_delays_every_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = RecordedSleep()
+    monkeypatch.setattr(kube_emulator, "time", clock)
+    emulator = kube_emulator.Emulator(build_store(STAGING_MANIFESTS), token="t0ken", latency_ms=300)
+    assert emulator.handle("GET", "/version", "Bearer t0ken").status == 200
+    assert emulator.handle("GET", "/api/v1/nodes", None).status == 401  # refusals too
+    assert clock.slept == [0.3, 0.3]
+    emulator.handle("GET", "/_emulator/requests", None)  # the test hooks answer at once
+    assert clock.slept == [0.3, 0.3]
+    # The component starts its emulator with that latency, and it serves.
     slow = KubeComponent(workdir=tmp_path, latency_ms=300)
     try:
         slow.start()
-        started = time.monotonic()
-        call(slow, "/version")
-        assert time.monotonic() - started >= 0.3
+        argv = Path(f"/proc/{slow.pids[0]}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"--latency-ms") + 1] == b"300"
+        assert call(slow, "/version")[0] == 200
     finally:
         slow.stop()
 

@@ -10,7 +10,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,17 +46,22 @@ def moto_staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsCompon
     component = AwsComponent(workdir=tmp_path_factory.mktemp("moto"))
     try:
         component.start()
-        print(f"\nmoto server: up in {component.startup_seconds:.2f}s, seeded in "
-              f"{component.seed_seconds:.2f}s {component.seed_timings}")
+        print(
+            f"\nmoto server: up in {component.startup_seconds:.2f}s, seeded in "
+            f"{component.seed_seconds:.2f}s {component.seed_timings}"
+        )
         yield component
     finally:
         component.stop()
 
 
 def make_context(tmp_path: Path, **tables: Any) -> RunContext:
-    settings = Settings(source="<test>", environment=EnvironmentTable.model_validate({"name": "t"}), tables=tables)
-    return RunContext(settings=settings, redactor=Redactor(settings.secrets()), run_id="t",
-                      run_dir=tmp_path)
+    settings = Settings(
+        source="<test>", environment=EnvironmentTable.model_validate({"name": "t"}), tables=tables
+    )
+    return RunContext(
+        settings=settings, redactor=Redactor(settings.secrets()), run_id="t", run_dir=tmp_path
+    )
 
 
 def aws_table(component: AwsComponent | None = None, **overrides: Any) -> AwsTable:
@@ -103,7 +107,8 @@ def test_buckets_versioned_encrypted_replicated_and_locked_down(cloud_target: Cl
     for bucket in BUCKETS.values():
         assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
         rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
-            "Rules"][0]["ApplyServerSideEncryptionByDefault"]
+            "Rules"
+        ][0]["ApplyServerSideEncryptionByDefault"]
         assert rule["SSEAlgorithm"] in {"aws:kms", "AES256"}
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         assert all(block.values())
@@ -133,21 +138,25 @@ def test_database_is_multi_az_encrypted_backed_up_with_two_replicas(cloud_target
     assert db["BackupRetentionPeriod"] == 30
     assert db["PreferredBackupWindow"] == "02:00-03:00"
     assert sorted(db["ReadReplicaDBInstanceIdentifiers"]) == sorted(DB_REPLICAS)
-    snapshots = cloud_target.paginate("rds", "describe_db_snapshots", "DBSnapshots",
-                                      DBInstanceIdentifier=DB_INSTANCE)
+    snapshots = cloud_target.paginate(
+        "rds", "describe_db_snapshots", "DBSnapshots", DBInstanceIdentifier=DB_INSTANCE
+    )
     assert {s["SnapshotType"] for s in snapshots} == {"automated", "manual"}
     assert all(s["Encrypted"] for s in snapshots)
     newest = max(s["SnapshotCreateTime"] for s in snapshots)
     assert datetime.now(UTC) - newest < timedelta(days=1)
     group = db["DBParameterGroups"][0]["DBParameterGroupName"]
-    parameters = {p["ParameterName"]: p.get("ParameterValue") for p in rds.describe_db_parameters(
-        DBParameterGroupName=group, Source="user")["Parameters"]}
+    parameters = {
+        p["ParameterName"]: p.get("ParameterValue")
+        for p in rds.describe_db_parameters(DBParameterGroupName=group, Source="user")["Parameters"]
+    }
     assert parameters["log_min_duration_statement"] == "1000"
 
 
 def test_redis_is_a_three_shard_encrypted_multi_az_cluster(cloud_target: Cloud) -> None:
     group = cloud_target.client("elasticache").describe_replication_groups(
-        ReplicationGroupId=REDIS_GROUP)["ReplicationGroups"][0]
+        ReplicationGroupId=REDIS_GROUP
+    )["ReplicationGroups"][0]
     assert group["ClusterEnabled"]
     assert group["MultiAZ"] == "enabled"
     assert group["AtRestEncryptionEnabled"]
@@ -176,12 +185,16 @@ def test_images_are_tagged_signed_scanned_and_clean(cloud_target: Cloud) -> None
     for name in REPOSITORIES:
         assert repositories[name]["imageScanningConfiguration"] == {"scanOnPush": True}
         image = ecr.describe_images(repositoryName=name, imageIds=[{"imageTag": "2.0.0"}])[
-            "imageDetails"][0]
+            "imageDetails"
+        ][0]
         digest = image["imageDigest"]
         assert digest.startswith("sha256:")
         assert "git-4f2c9e1" in image["imageTags"]
-        tags = {t for i in ecr.describe_images(repositoryName=name)["imageDetails"]
-                for t in i.get("imageTags", [])}
+        tags = {
+            t
+            for i in ecr.describe_images(repositoryName=name)["imageDetails"]
+            for t in i.get("imageTags", [])
+        }
         assert f"sha256-{digest.removeprefix('sha256:')}.sig" in tags
         scan = ecr.describe_image_scan_findings(repositoryName=name, imageId={"imageTag": "2.0.0"})
         assert scan["imageScanStatus"]["status"] == "COMPLETE"
@@ -190,17 +203,21 @@ def test_images_are_tagged_signed_scanned_and_clean(cloud_target: Cloud) -> None
         assert counts.get("HIGH", 0) == 0, counts
 
 
-def test_moto_default_scan_finding_is_one_high_cve(moto_staging: AwsComponent,
-                                                   cloud_target: Cloud) -> None:
+def test_moto_default_scan_finding_is_one_high_cve(
+    moto_staging: AwsComponent, cloud_target: Cloud
+) -> None:
     """What moto answers when no scan result was configured: documented, not hidden."""
     ecr_writer = seeder(moto_staging).client("ecr")
     signature = next(
-        i for i in ecr_writer.describe_images(repositoryName="vcci-worker")["imageDetails"]
-        if i["imageTags"][0].endswith(".sig"))
+        i
+        for i in ecr_writer.describe_images(repositoryName="vcci-worker")["imageDetails"]
+        if i["imageTags"][0].endswith(".sig")
+    )
     image_id = {"imageDigest": signature["imageDigest"]}
     ecr_writer.start_image_scan(repositoryName="vcci-worker", imageId=image_id)
     scan = cloud_target.client("ecr").describe_image_scan_findings(
-        repositoryName="vcci-worker", imageId=image_id)["imageScanFindings"]
+        repositoryName="vcci-worker", imageId=image_id
+    )["imageScanFindings"]
     assert scan["findingSeverityCounts"] == {"HIGH": 1}
     finding = scan["findings"][0]
     assert (finding["name"], finding["severity"]) == ("CVE-9999-9999", "HIGH")
@@ -212,23 +229,30 @@ def test_load_balancer_https_health_check_draining_cross_zone(cloud_target: Clou
     balancer = elb.describe_load_balancers(Names=[LOAD_BALANCER])["LoadBalancers"][0]
     assert balancer["Type"] == "application"
     arn = balancer["LoadBalancerArn"]
-    attributes = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(
-        LoadBalancerArn=arn)["Attributes"]}
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+    }
     assert attributes["load_balancing.cross_zone.enabled"] == "true"
-    listeners = {listener["Port"]: listener
-                 for listener in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]}
+    listeners = {
+        listener["Port"]: listener
+        for listener in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]
+    }
     https = listeners[443]
     assert https["Protocol"] == "HTTPS"
     assert https["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
     certificate = cloud_target.client("acm").describe_certificate(
-        CertificateArn=https["Certificates"][0]["CertificateArn"])["Certificate"]
+        CertificateArn=https["Certificates"][0]["CertificateArn"]
+    )["Certificate"]
     assert certificate["DomainName"] == "*.vcci.greenlang.io"
     assert certificate["Status"] == "ISSUED"
     group_arn = https["DefaultActions"][0]["TargetGroupArn"]
     group = elb.describe_target_groups(TargetGroupArns=[group_arn])["TargetGroups"][0]
     assert group["HealthCheckPath"] == "/health/ready"
-    group_attributes = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(
-        TargetGroupArn=group_arn)["Attributes"]}
+    group_attributes = {
+        a["Key"]: a["Value"]
+        for a in elb.describe_target_group_attributes(TargetGroupArn=group_arn)["Attributes"]
+    }
     assert group_attributes["deregistration_delay.timeout_seconds"] == "300"
 
 
@@ -244,24 +268,37 @@ def test_cloudtrail_trail_is_logging(cloud_target: Cloud) -> None:
 def test_network_private_subnets_and_locked_down_security_groups(cloud_target: Cloud) -> None:
     ec2 = cloud_target.client("ec2")
     vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["vcci-staging"]}])["Vpcs"][0]
-    private = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]},
-                                            {"Name": "tag:Tier", "Values": ["private"]}])["Subnets"]
+    private = ec2.describe_subnets(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+            {"Name": "tag:Tier", "Values": ["private"]},
+        ]
+    )["Subnets"]
     assert {s["AvailabilityZone"] for s in private} == {"eu-west-1a", "eu-west-1b", "eu-west-1c"}
     assert not any(s["MapPublicIpOnLaunch"] for s in private)
-    groups = {g["GroupName"]: g for g in ec2.describe_security_groups(
-        Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["SecurityGroups"]}
+    groups = {
+        g["GroupName"]: g
+        for g in ec2.describe_security_groups(
+            Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+        )["SecurityGroups"]
+    }
     cluster = groups[SECURITY_GROUPS["cluster"]]["GroupId"]
     alb = groups[SECURITY_GROUPS["alb"]]["IpPermissions"]
     assert [(p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in alb] == [
-        (443, ["0.0.0.0/0"])]
+        (443, ["0.0.0.0/0"])
+    ]
     for role, port in (("db", 5432), ("redis", 6379)):
         (permission,) = groups[SECURITY_GROUPS[role]]["IpPermissions"]
         assert permission["FromPort"] == permission["ToPort"] == port
         assert permission["IpRanges"] == []
         assert [p["GroupId"] for p in permission["UserIdGroupPairs"]] == [cluster]
-    nodes = [i for r in ec2.describe_instances(Filters=[
-        {"Name": "tag:eks:cluster-name", "Values": ["vcci-staging"]}])["Reservations"]
-        for i in r["Instances"]]
+    nodes = [
+        i
+        for r in ec2.describe_instances(
+            Filters=[{"Name": "tag:eks:cluster-name", "Values": ["vcci-staging"]}]
+        )["Reservations"]
+        for i in r["Instances"]
+    ]
     assert len(nodes) == 3
     assert not any(n.get("PublicIpAddress") for n in nodes)
 
@@ -282,26 +319,36 @@ def test_expect_names_what_was_seeded(moto_staging: AwsComponent, cloud_target: 
     names = {b["Name"] for b in cloud_target.client("s3").list_buckets()["Buckets"]}
     assert set(expect["buckets"]) <= names
     assert moto_staging.env_tables()["aws"]["secret_access_key"] == (
-        "${VCCI_SANDBOX_AWS_SECRET_ACCESS_KEY}")
+        "${VCCI_SANDBOX_AWS_SECRET_ACCESS_KEY}"
+    )
     assert moto_staging.env_vars() == {
-        "VCCI_SANDBOX_AWS_SECRET_ACCESS_KEY": moto_staging.secret_access_key}
+        "VCCI_SANDBOX_AWS_SECRET_ACCESS_KEY": moto_staging.secret_access_key
+    }
 
 
 # --- the read-only guard ------------------------------------------------------------------
 
 WRITES: list[tuple[str, str, dict[str, Any]]] = [
     ("s3", "put_object", {"Bucket": BUCKETS["data"], "Key": "x.txt", "Body": b"x"}),
-    ("s3", "create_bucket", {"Bucket": "vcci-intruder",
-                             "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"}}),
+    (
+        "s3",
+        "create_bucket",
+        {
+            "Bucket": "vcci-intruder",
+            "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"},
+        },
+    ),
     ("s3", "delete_bucket", {"Bucket": BUCKETS["reports"]}),
     ("s3", "delete_object", {"Bucket": BUCKETS["reports"], "Key": "README.txt"}),
-    ("s3", "put_bucket_versioning", {"Bucket": BUCKETS["data"],
-                                     "VersioningConfiguration": {"Status": "Suspended"}}),
+    (
+        "s3",
+        "put_bucket_versioning",
+        {"Bucket": BUCKETS["data"], "VersioningConfiguration": {"Status": "Suspended"}},
+    ),
     ("secretsmanager", "get_secret_value", {"SecretId": "vcci/staging/database"}),
     ("secretsmanager", "rotate_secret", {"SecretId": "vcci/staging/database"}),
     ("ec2", "terminate_instances", {"InstanceIds": ["i-0123456789abcdef0"]}),
-    ("rds", "delete_db_instance", {"DBInstanceIdentifier": DB_INSTANCE,
-                                   "SkipFinalSnapshot": True}),
+    ("rds", "delete_db_instance", {"DBInstanceIdentifier": DB_INSTANCE, "SkipFinalSnapshot": True}),
 ]
 
 
@@ -313,7 +360,8 @@ def _state(component: AwsComponent) -> dict[str, Any]:
         "objects": {b: s3.list_objects_v2(Bucket=b).get("KeyCount") for b in BUCKETS.values()},
         "versioning": s3.get_bucket_versioning(Bucket=BUCKETS["data"])["Status"],
         "secret_versions": writer.client("secretsmanager").describe_secret(
-            SecretId="vcci/staging/database")["VersionIdsToStages"],
+            SecretId="vcci/staging/database"
+        )["VersionIdsToStages"],
         "instances": len(writer.client("rds").describe_db_instances()["DBInstances"]),
     }
 
@@ -346,11 +394,16 @@ def moto_recording(moto_staging: AwsComponent) -> Iterator[MotoRecording]:
         recording.post("stop-recording")
 
 
-@pytest.mark.parametrize(("service", "method", "params"), WRITES,
-                         ids=[f"{s}.{m}" for s, m, _ in WRITES])
+@pytest.mark.parametrize(
+    ("service", "method", "params"), WRITES, ids=[f"{s}.{m}" for s, m, _ in WRITES]
+)
 def test_guard_refuses_writes_and_secret_reads_before_any_request(
-    moto_staging: AwsComponent, cloud_target: Cloud, moto_recording: MotoRecording,
-    service: str, method: str, params: dict[str, Any],
+    moto_staging: AwsComponent,
+    cloud_target: Cloud,
+    moto_recording: MotoRecording,
+    service: str,
+    method: str,
+    params: dict[str, Any],
 ) -> None:
     before = _state(moto_staging)
     client = cloud_target.client(service)
@@ -365,8 +418,11 @@ def test_guard_refuses_writes_and_secret_reads_before_any_request(
 
 
 def test_guard_covers_resources_made_from_the_session(cloud_target: Cloud) -> None:
-    bucket = cloud_target._boto_session().resource(
-        "s3", endpoint_url=cloud_target.table.endpoint_url).Bucket(BUCKETS["data"])
+    bucket = (
+        cloud_target._boto_session()
+        .resource("s3", endpoint_url=cloud_target.table.endpoint_url)
+        .Bucket(BUCKETS["data"])
+    )
     with pytest.raises(ReadOnlyViolation, match="PutObject"):
         bucket.put_object(Key="y.txt", Body=b"y")
 
@@ -378,27 +434,30 @@ def test_reads_are_allowed_and_sent(cloud_target: Cloud, moto_recording: MotoRec
     assert len(moto_recording.urls()) == 2
 
 
-@pytest.mark.parametrize(("operation", "params", "allowed"), [
-    ("GetObject", {}, True),
-    ("HeadObject", {}, True),
-    ("ListBuckets", {}, True),
-    ("DescribeSecret", {}, True),
-    ("GetBucketVersioning", {}, True),
-    ("LookupEvents", {}, True),
-    ("BatchGetImage", {}, True),
-    ("BatchCheckLayerAvailability", {}, True),
-    ("GetCallerIdentity", {}, True),
-    ("GetParameter", {"WithDecryption": False}, True),
-    ("GetParameter", {"WithDecryption": True}, False),
-    ("GetSecretValue", {}, False),
-    ("BatchGetSecretValue", {}, False),
-    ("GetAuthorizationToken", {}, False),
-    ("PutObject", {}, False),
-    ("RotateSecret", {}, False),
-    ("AssumeRole", {}, False),
-    ("TerminateInstances", {}, False),
-    ("StartImageScan", {}, False),
-])
+@pytest.mark.parametrize(
+    ("operation", "params", "allowed"),
+    [
+        ("GetObject", {}, True),
+        ("HeadObject", {}, True),
+        ("ListBuckets", {}, True),
+        ("DescribeSecret", {}, True),
+        ("GetBucketVersioning", {}, True),
+        ("LookupEvents", {}, True),
+        ("BatchGetImage", {}, True),
+        ("BatchCheckLayerAvailability", {}, True),
+        ("GetCallerIdentity", {}, True),
+        ("GetParameter", {"WithDecryption": False}, True),
+        ("GetParameter", {"WithDecryption": True}, False),
+        ("GetSecretValue", {}, False),
+        ("BatchGetSecretValue", {}, False),
+        ("GetAuthorizationToken", {}, False),
+        ("PutObject", {}, False),
+        ("RotateSecret", {}, False),
+        ("AssumeRole", {}, False),
+        ("TerminateInstances", {}, False),
+        ("StartImageScan", {}, False),
+    ],
+)
 def test_read_allowlist(operation: str, params: dict[str, Any], allowed: bool) -> None:
     assert is_read_operation(operation, params) is allowed
 
@@ -424,29 +483,39 @@ def silent_server() -> Iterator[int]:
 
 
 def _fast_table(port: int) -> AwsTable:
-    return aws_table(endpoint_url=f"http://127.0.0.1:{port}", access_key_id="AKIAVCCITEST0000000X",
-                     secret_access_key="test-secret-key-that-must-never-show-0123",
-                     connect_timeout=0.5, read_timeout=0.5, max_attempts=1)
+    return aws_table(
+        endpoint_url=f"http://127.0.0.1:{port}",
+        access_key_id="AKIAVCCITEST0000000X",
+        secret_access_key="test-secret-key-that-must-never-show-0123",
+        connect_timeout=0.5,
+        read_timeout=0.5,
+        max_attempts=1,
+    )
 
 
 def test_stopped_endpoint_fails_fast_once_for_the_run(tmp_path: Path) -> None:
     context = make_context(tmp_path, aws=_fast_table(_dead_port()))
-    began = time.monotonic()
-    with pytest.raises(TargetUnreachable, match="aws unreachable: EndpointConnectionError"):
-        build_cloud(context).ensure()
-    assert time.monotonic() - began < 5
-    # A second Cloud in the same run (another worker, say) fails at once with the same cause.
+    first = build_cloud(context)
+    probes = sent_counter(first.client("sts", probe=True))  # the client ensure() probes with
+    with pytest.raises(TargetUnreachable, match="aws unreachable: EndpointConnectionError") as down:
+        first.ensure()
+    assert "Timeout" not in str(down.value)  # refused at once (botocore: not ConnectTimeout)
+    assert len(probes) == 1  # one request in all, no retry
+    # A second Cloud in the same run (another worker, say) fails with the same cause and
+    # sends nothing: fail fast is "nothing more is sent", not a wall-clock figure.
     again = build_cloud(context)
-    began = time.monotonic()
-    with pytest.raises(TargetUnreachable, match="EndpointConnectionError"):
+    sent = [sent_counter(again.client("sts", probe=True)), sent_counter(again.client("s3"))]
+    with pytest.raises(TargetUnreachable) as second:
         again.ensure()
-    with pytest.raises(TargetUnreachable, match="EndpointConnectionError"):
+    with pytest.raises(TargetUnreachable) as third:
         again.client("s3").list_buckets()
-    assert time.monotonic() - began < 0.5
+    assert sent == [[], []]
+    assert str(second.value) == str(third.value) == str(down.value)
 
 
-def test_never_answering_endpoint_times_out_then_fails_fast(tmp_path: Path,
-                                                            silent_server: int) -> None:
+def test_never_answering_endpoint_times_out_then_fails_fast(
+    tmp_path: Path, silent_server: int
+) -> None:
     from botocore.exceptions import ReadTimeoutError
 
     context = make_context(tmp_path, aws=_fast_table(silent_server))
@@ -466,8 +535,9 @@ def test_never_answering_endpoint_times_out_then_fails_fast(tmp_path: Path,
     assert later == [[], []]
 
 
-def test_watched_call_turns_a_timeout_into_the_root_cause(tmp_path: Path,
-                                                          silent_server: int) -> None:
+def test_watched_call_turns_a_timeout_into_the_root_cause(
+    tmp_path: Path, silent_server: int
+) -> None:
     target = build_cloud(make_context(tmp_path, aws=_fast_table(silent_server)))
     with pytest.raises(TargetUnreachable, match="aws unreachable: ReadTimeoutError"):
         target.call("s3", "list_buckets")
@@ -476,8 +546,14 @@ def test_watched_call_turns_a_timeout_into_the_root_cause(tmp_path: Path,
 def test_auth_failure_marks_the_target_down(tmp_path: Path) -> None:
     context = make_context(tmp_path, aws=_fast_table(_dead_port()))
     target = build_cloud(context)
-    target._on_call(parsed={"Error": {"Code": "InvalidClientTokenId",
-                                      "Message": "The security token included is invalid."}})
+    target._on_call(
+        parsed={
+            "Error": {
+                "Code": "InvalidClientTokenId",
+                "Message": "The security token included is invalid.",
+            }
+        }
+    )
     with pytest.raises(TargetUnreachable, match="InvalidClientTokenId"):
         target.client("s3").list_buckets()
     # A denied single call is a check failure, not a target that is down.
@@ -495,8 +571,9 @@ def test_absent_table_skips(tmp_path: Path) -> None:
 # --- secrets never leave ------------------------------------------------------------------
 
 
-def test_no_secret_in_repr_describe_errors_or_gate_state(tmp_path: Path,
-                                                         moto_staging: AwsComponent) -> None:
+def test_no_secret_in_repr_describe_errors_or_gate_state(
+    tmp_path: Path, moto_staging: AwsComponent
+) -> None:
     secret = "test-secret-key-that-must-never-show-0123"
     context = make_context(tmp_path, aws=_fast_table(_dead_port()))
     target = build_cloud(context)
@@ -515,9 +592,11 @@ def test_no_secret_in_repr_describe_errors_or_gate_state(tmp_path: Path,
 
 
 def test_importing_the_target_loads_no_client_library() -> None:
-    code = ("import sys, pytest_vcci.targets.aws, pytest_vcci.targets.monitoring; "
-            "print(sorted(m for m in ('boto3', 'botocore', 'requests', 'yaml') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, pytest_vcci.targets.aws, pytest_vcci.targets.monitoring; "
+        "print(sorted(m for m in ('boto3', 'botocore', 'requests', 'yaml') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -525,24 +604,29 @@ def test_importing_the_target_loads_no_client_library() -> None:
 # --- broken variants ----------------------------------------------------------------------
 
 
-def test_broken_variant_seeds_what_the_suites_must_catch(tmp_path_factory: pytest.TempPathFactory,
-                                                         tmp_path: Path) -> None:
+def test_broken_variant_seeds_what_the_suites_must_catch(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
     broken = frozenset({"unversioned-bucket", "open-db-sg", "vulnerable-images", "trail-stopped"})
     component = AwsComponent(workdir=tmp_path_factory.mktemp("moto-broken"), broken=broken)
     try:
         component.start()
-        print(f"\nbroken moto: up in {component.startup_seconds:.2f}s, "
-              f"seeded in {component.seed_seconds:.2f}s")
+        print(
+            f"\nbroken moto: up in {component.startup_seconds:.2f}s, "
+            f"seeded in {component.seed_seconds:.2f}s"
+        )
         target = build_cloud(make_context(tmp_path, aws=aws_table(component)))
         s3 = target.client("s3")
         assert "Status" not in s3.get_bucket_versioning(Bucket=BUCKETS["reports"])
         ec2 = target.client("ec2")
-        db_sg = ec2.describe_security_groups(Filters=[
-            {"Name": "group-name", "Values": [SECURITY_GROUPS["db"]]}])["SecurityGroups"][0]
+        db_sg = ec2.describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": [SECURITY_GROUPS["db"]]}]
+        )["SecurityGroups"][0]
         open_ranges = [r["CidrIp"] for p in db_sg["IpPermissions"] for r in p["IpRanges"]]
         assert "0.0.0.0/0" in open_ranges
         scan = target.client("ecr").describe_image_scan_findings(
-            repositoryName="vcci-backend", imageId={"imageTag": "2.0.0"})
+            repositoryName="vcci-backend", imageId={"imageTag": "2.0.0"}
+        )
         assert scan["imageScanFindings"]["findingSeverityCounts"] == {"HIGH": 1}
         assert target.client("cloudtrail").get_trail_status(Name=TRAIL)["IsLogging"] is False
     finally:

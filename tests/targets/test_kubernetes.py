@@ -8,9 +8,11 @@ or hung costs one connect timeout, not one per test.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -32,6 +34,46 @@ from pytest_vcci.targets.kubernetes import ALL, KINDS, Cluster, KubeApiError, re
 NS = "vcci-staging"
 
 
+class BlackHole:
+    """A loopback listener that never answers: the kernel completes each handshake and queues
+    the connection. ``connections()`` takes them off the queue and says how many ever came,
+    so a test proves "nothing was sent" by events, not by how long a call took."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port), backlog=16)  # SO_REUSEADDR
+        self.sock.setblocking(False)
+        self.port: int = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+
+    def connections(self) -> int:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self.held.append(self.sock.accept()[0])
+        return len(self.held)
+
+    def __enter__(self) -> BlackHole:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sock in [*self.held, self.sock]:
+            sock.close()
+
+
+def requests_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, every request the client hands to urllib3, as "GET /path"."""
+    import urllib3
+
+    sent: list[str] = []
+    urlopen = urllib3.PoolManager.urlopen
+
+    def counted(self: urllib3.PoolManager, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(f"{method} {urllib3.util.parse_url(url).path}")
+        return urlopen(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.PoolManager, "urlopen", counted)
+    return sent
+
+
 def start(workdir: Path, **options: Any) -> KubeComponent:
     component = KubeComponent(workdir=workdir, **options)
     component.start()
@@ -51,7 +93,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeComponent]:
 
 @pytest.fixture
 def scratch_kube(tmp_path: Path) -> Iterator[list[KubeComponent]]:
-    """For tests that start their own emulator (hang, latency, stopped): all stopped after."""
+    """For tests that start their own emulator (latency, stopped, scale): all stopped after."""
     started: list[KubeComponent] = []
     yield started
     for component in started:
@@ -343,20 +385,17 @@ def test_writes_are_refused_before_they_leave(cluster: Cluster, kube: KubeCompon
 # --- fail fast ----------------------------------------------------------------------------
 
 
-def assert_fails_fast(first: Cluster, again: Cluster, within: float, cause: str) -> str:
-    started = time.monotonic()
-    with pytest.raises(TargetUnreachable, match=cause) as info:
-        first.ensure()
-    elapsed = time.monotonic() - started
-    assert elapsed < within, f"first failure took {elapsed:.2f}s"
-    message = str(info.value)
+def assert_later_uses_fail_fast(
+    first: Cluster, again: Cluster, message: str, server: BlackHole
+) -> None:
+    """Every later use, through either client, fails with the first use's message and
+    opens no connection to ``server`` (listening on the cluster's address)."""
+    before = server.connections()
     for attempt in (lambda: first.list("pods"), lambda: again.list("nodes"), again.version):
-        started = time.monotonic()
         with pytest.raises(TargetUnreachable) as later:
             attempt()
-        assert time.monotonic() - started < 0.1  # no new connection attempt
         assert str(later.value) == message
-    return message
+    assert server.connections() == before  # no new connection attempt
 
 
 def test_stopped_cluster_fails_fast_with_one_cause(
@@ -365,31 +404,35 @@ def test_stopped_cluster_fails_fast_with_one_cause(
     stopped = start(tmp_path / "kube")
     stopped.stop()  # a cluster that was there and is not anymore: connection refused
     run_dir = tmp_path / "run"
-    message = assert_fails_fast(
-        cluster_for(run_dir, stopped),
-        cluster_for(run_dir, stopped),
-        within=2.0,
-        cause="Connection refused",
-    )
+    first, again = cluster_for(run_dir, stopped), cluster_for(run_dir, stopped)
+    with pytest.raises(TargetUnreachable, match="Connection refused") as info:
+        first.ensure()
+    message = str(info.value)
     assert message.startswith("kubernetes unreachable: NewConnectionError")
+    with BlackHole(stopped.port) as server:  # the address takes connections again
+        assert_later_uses_fail_fast(first, again, message, server)
+        assert server.connections() == 0
 
 
-def test_hung_cluster_costs_one_connect_timeout(
-    scratch_kube: list[KubeComponent], tmp_path: Path
-) -> None:
-    hung = start(tmp_path / "kube", hang=True)
-    scratch_kube.append(hung)
+def test_hung_cluster_costs_one_connect_timeout(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    options = {"connect_timeout": 0.5, "read_timeout": 30}
-    started = time.monotonic()
-    message = assert_fails_fast(
-        cluster_for(run_dir, hung, **options),
-        cluster_for(run_dir, hung, **options),
-        within=1.5,
-        cause="Read timed out",
-    )
-    assert time.monotonic() - started >= 0.5  # it did wait for the connect timeout, once
-    assert "ReadTimeoutError" in message
+    with BlackHole() as hung:  # accepts connections and never answers
+        options = {
+            "server": f"http://127.0.0.1:{hung.port}",
+            "token": "t0ken-hung",
+            "connect_timeout": 0.5,
+            "read_timeout": 30,
+        }
+        first, again = cluster_for(run_dir, **options), cluster_for(run_dir, **options)
+        # urllib3's own words: the probe read waited the connect timeout, not read_timeout=30.
+        with pytest.raises(
+            TargetUnreachable, match=r"Read timed out\. \(read timeout=0\.5\)"
+        ) as info:
+            first.ensure()
+        message = str(info.value)
+        assert "ReadTimeoutError" in message
+        assert hung.connections() == 1  # one probe for the run
+        assert_later_uses_fail_fast(first, again, message, hung)
 
 
 def test_wrong_token_marks_the_cluster_down(kube: KubeComponent, tmp_path: Path) -> None:
@@ -399,19 +442,22 @@ def test_wrong_token_marks_the_cluster_down(kube: KubeComponent, tmp_path: Path)
 
 
 def test_slow_list_is_cut_at_the_read_timeout(
-    scratch_kube: list[KubeComponent], tmp_path: Path
+    scratch_kube: list[KubeComponent], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slow = start(tmp_path / "kube", latency_ms=700)
     scratch_kube.append(slow)
     # The probe may wait a connect timeout (1 s), enough; a list gets the read timeout only.
     target = cluster_for(tmp_path / "run", slow, connect_timeout=1.0, read_timeout=0.3)
     target.ensure()
-    started = time.monotonic()
-    with pytest.raises(TargetUnreachable, match="Read timed out"):
+    # The emulator counts a request only once its delayed answer is written, so what a
+    # cut-short client sent is counted on the client side.
+    sent = requests_sent(monkeypatch)
+    # urllib3's own words: the read timeout (0.3 s), not the 700 ms answer, ended the wait.
+    with pytest.raises(TargetUnreachable, match=r"Read timed out\. \(read timeout=0\.3\)"):
         target.list("pods")
-    assert time.monotonic() - started < 0.7
     with pytest.raises(TargetUnreachable, match="Read timed out"):
         target.list("nodes")  # marked down: the next kind fails at once
+    assert sent == [f"GET /api/v1/namespaces/{NS}/pods"]  # the nodes list was never sent
 
 
 def test_cluster_going_down_mid_run_is_marked_down(
@@ -424,10 +470,10 @@ def test_cluster_going_down_mid_run_is_marked_down(
     component.stop()
     with pytest.raises(TargetUnreachable, match="Connection refused"):
         target.pod_logs(pods[0]["metadata"]["name"])
-    started = time.monotonic()
-    with pytest.raises(TargetUnreachable, match="Connection refused"):
-        target.list("nodes")
-    assert time.monotonic() - started < 0.1
+    with BlackHole(component.port) as server:  # the address takes connections again
+        with pytest.raises(TargetUnreachable, match="Connection refused"):
+            target.list("nodes")
+        assert server.connections() == 0  # marked down: nothing was sent
 
 
 def test_a_broken_variant_is_a_copied_manifest(
@@ -448,26 +494,24 @@ def test_a_broken_variant_is_a_copied_manifest(
 # --- scale --------------------------------------------------------------------------------
 
 
-def test_10000_pods_parse_in_well_under_a_second(
+def test_10000_pods_are_listed_in_pages_and_parsed(
     scratch_kube: list[KubeComponent], tmp_path: Path
 ) -> None:
+    """Correctness at scale; the parse time is benchmarks/kube_parse.py's figure."""
     big = start(tmp_path / "kube", extra_pods=10_000)
     scratch_kube.append(big)
     target = cluster_for(tmp_path / "run", big)
     target.ensure()
-    started = time.perf_counter()
+    big.reset_requests()
     pods = target.list("pods", "vcci-scale")
-    total = time.perf_counter() - started
     stats = target.stats[("pods", "vcci-scale")]
-    print(
-        f"\n10,000 pods: {stats.pages} pages, {stats.bytes / 1e6:.1f} MB, "
-        f"parse {stats.parse_seconds:.3f}s (CPU {stats.parse_cpu_seconds:.3f}s), "
-        f"fetch {stats.fetch_seconds:.3f}s, list total {total:.3f}s"
-    )
     assert len(pods) == 10_000
+    assert len({p["metadata"]["name"] for p in pods}) == 10_000
+    assert all(p["kind"] == "Pod" and p["metadata"]["namespace"] == "vcci-scale" for p in pods)
     assert stats.pages == 20  # page_size 500
-    # CPU time: the parse's own cost, steady when other jobs share the machine.
-    assert stats.parse_cpu_seconds < 1.0
+    assert big.requests()["by_path"] == {"GET /api/v1/namespaces/vcci-scale/pods": 20}
+    # Only a runaway parse (quadratic, say) fails this; the figure itself is the benchmark's.
+    assert stats.parse_cpu_seconds < 5.0
 
 
 # --- connecting -------------------------------------------------------------------------
@@ -574,16 +618,27 @@ def test_fixture_skips_without_the_table(pytester: pytest.Pytester) -> None:
 
 
 def test_fixture_errors_every_test_with_one_cause(
-    pytester: pytest.Pytester, tmp_path: Path
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import urllib3.util.connection
+
+    attempts: list[tuple[str, int]] = []
+    connect = urllib3.util.connection.create_connection
+
+    def counted(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        attempts.append(address)
+        return connect(address, *args, **kwargs)
+
+    # runpytest runs the inner session in this process: its client connects through this.
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", counted)
     tables = {
         "environment": {"name": "t"},
         "kubernetes": {"server": "http://127.0.0.1:1", "connect_timeout": 0.5},
     }
     pytester.makeconftest(textwrap.dedent(CONFTEST).replace("{TABLES}", repr(tables)))
     pytester.makepyfile(textwrap.dedent(TESTS))
-    started = time.monotonic()
     result = pytester.runpytest("-p", "no:cacheprovider")
-    assert time.monotonic() - started < 10
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*TargetUnreachable: kubernetes unreachable: NewConnection*"])
+    # One connection attempt for the whole run: no retry, no second probe.
+    assert attempts == [("127.0.0.1", 1)]
