@@ -45,12 +45,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 @pytest.fixture(scope="session")
-def pg_sandbox(request: pytest.FixtureRequest,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresComponent]:
+def pg_sandbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PostgresComponent]:
     """PostgreSQL primary + streaming replica with the VCCI schema. log_statement=all lets
     the guard tests see, in the server's own log, which statements reached it."""
-    component = PostgresComponent(workdir=tmp_path_factory.mktemp("pg-sandbox"),
-                                  settings={"log_statement": "all"})
+    component = PostgresComponent(
+        workdir=tmp_path_factory.mktemp("pg-sandbox"), settings={"log_statement": "all"}
+    )
     try:
         yield started(request, component, "postgres (primary + 1 replica, seeded)")
     finally:
@@ -58,8 +60,9 @@ def pg_sandbox(request: pytest.FixtureRequest,
 
 
 @pytest.fixture(scope="session")
-def redis_sandbox(request: pytest.FixtureRequest,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisComponent]:
+def redis_sandbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisComponent]:
     """Standalone Redis (TLS, ACL user, AOF) and a 3-master/3-replica cluster."""
     component = RedisComponent(workdir=tmp_path_factory.mktemp("redis-sandbox"))
     try:
@@ -73,8 +76,9 @@ def sandbox_run_context(tmp_path_factory: pytest.TempPathFactory) -> Callable[..
     """Build a RunContext from components' env_tables (as an environment file would hold
     them, ${VAR} references and all), with a fresh gate per call; keys override table keys."""
 
-    def build(*components: Component, env: Mapping[str, str] | None = None,
-              **overrides: Mapping[str, Any]) -> RunContext:
+    def build(
+        *components: Component, env: Mapping[str, str] | None = None, **overrides: Mapping[str, Any]
+    ) -> RunContext:
         raw: dict[str, Any] = {"environment": {"name": "sandbox"}}
         variables: dict[str, str] = dict(env or {})
         for component in components:
@@ -84,19 +88,11 @@ def sandbox_run_context(tmp_path_factory: pytest.TempPathFactory) -> Callable[..
             raw[table] = {**raw.get(table, {}), **values}
         settings = build_settings(interpolate(raw, "sandbox", "", variables), "sandbox")
         run_dir = tmp_path_factory.mktemp("run")
-        return RunContext(settings=settings, redactor=Redactor(settings.secrets()), run_id="t",
-                          run_dir=run_dir)
+        return RunContext(
+            settings=settings, redactor=Redactor(settings.secrets()), run_id="t", run_dir=run_dir
+        )
 
     return build
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections (the kernel completes the handshake) and never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield sock.getsockname()[1]
 
 
 @pytest.fixture

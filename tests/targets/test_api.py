@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from support_net import BlackHole
 
 from pytest_vcci.context import RunContext
 from pytest_vcci.evidence.redaction import Redactor
@@ -97,31 +98,6 @@ def api(context: RunContext) -> Iterator[Api]:
 
 def log_lines(component: SampleApiComponent) -> list[dict[str, Any]]:
     return [json.loads(line) for line in component.access_log.read_text().splitlines()]
-
-
-class BlackHole:
-    """A loopback listener that never answers: the kernel completes each handshake and queues
-    the connection. ``connections()`` takes them off the queue and says how many ever came,
-    so a test proves "nothing was sent" by events, not by how long a call took."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port), backlog=16)  # SO_REUSEADDR
-        self.sock.setblocking(False)
-        self.port: int = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-
-    def connections(self) -> int:
-        with suppress(BlockingIOError):
-            while True:
-                self.held.append(self.sock.accept()[0])
-        return len(self.held)
-
-    def __enter__(self) -> BlackHole:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sock in [*self.held, self.sock]:
-            sock.close()
 
 
 @contextmanager

@@ -7,7 +7,6 @@ installed here, so the Grafana client is tested against a tiny HTTP server defin
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from support_net import BlackHole
 
 from pytest_vcci.context import RunContext
 from pytest_vcci.evidence.redaction import Redactor
@@ -202,31 +202,6 @@ def test_no_token_in_repr_or_describe(prom: Prometheus) -> None:
 
 
 # --- fail fast ----------------------------------------------------------------------------
-
-
-class BlackHole:
-    """A loopback listener that never answers: the kernel completes each handshake and queues
-    the connection. ``connections()`` takes them off the queue and says how many ever came,
-    so a test proves "nothing was sent" by events, not by how long a call took."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port), backlog=16)  # SO_REUSEADDR
-        self.sock.setblocking(False)
-        self.port: int = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-
-    def connections(self) -> int:
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                self.held.append(self.sock.accept()[0])
-        return len(self.held)
-
-    def __enter__(self) -> BlackHole:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sock in [*self.held, self.sock]:
-            sock.close()
 
 
 def _dead_port() -> int:

@@ -6,9 +6,7 @@ arrived), its row counts and its pg_stat_database counters, read as the superuse
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -16,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from support_net import BlackHole
 
 from pytest_vcci.context import RunContext
 from pytest_vcci.sandbox.postgres import INDEX_COUNT_SQL, PostgresComponent
@@ -67,31 +66,6 @@ def server_state(pg: PostgresComponent) -> dict[str, Any]:
 
 def server_log(pg: PostgresComponent) -> str:
     return pg.log_path("postgres-primary.log").read_text(errors="replace")
-
-
-class BlackHole:
-    """A loopback listener that never answers: the kernel completes each handshake and queues
-    the connection. ``connections()`` takes them off the queue and says how many ever came,
-    so a test proves "nothing was sent" by events, not by how long a call took."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port), backlog=16)  # SO_REUSEADDR
-        self.sock.setblocking(False)
-        self.port: int = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-
-    def connections(self) -> int:
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                self.held.append(self.sock.accept()[0])
-        return len(self.held)
-
-    def __enter__(self) -> BlackHole:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sock in [*self.held, self.sock]:
-            sock.close()
 
 
 def wait_for_log(pg: PostgresComponent, marker: str, timeout: float = 5.0) -> bool:

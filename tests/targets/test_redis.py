@@ -6,14 +6,13 @@ which commands ever ran, DBSIZE how many keys there are.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
+from support_net import BlackHole
 
 from pytest_vcci.context import RunContext
 from pytest_vcci.sandbox.redis import RedisComponent
@@ -28,31 +27,6 @@ ContextFactory = Callable[..., RunContext]
 @pytest.fixture(scope="session")
 def vcci_context(redis_sandbox: RedisComponent, sandbox_run_context: ContextFactory) -> RunContext:
     return sandbox_run_context(redis_sandbox)
-
-
-class BlackHole:
-    """A loopback listener that never answers: the kernel completes each handshake and queues
-    the connection. ``connections()`` takes them off the queue and says how many ever came,
-    so a test proves "nothing was sent" by events, not by how long a call took."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port), backlog=16)  # SO_REUSEADDR
-        self.sock.setblocking(False)
-        self.port: int = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-
-    def connections(self) -> int:
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                self.held.append(self.sock.accept()[0])
-        return len(self.held)
-
-    def __enter__(self) -> BlackHole:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sock in [*self.held, self.sock]:
-            sock.close()
 
 
 def command_stats(component: RedisComponent, port: int | None = None) -> dict[str, int]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support_net import BlackHole
 
 from pytest_vcci.context import RunContext
 from pytest_vcci.evidence.redaction import Redactor
@@ -135,31 +136,6 @@ def stapling_server(leaf: LeafFiles, ocsp_der: bytes) -> Iterator[int]:
 
     with serving(handle) as port:
         yield port
-
-
-class BlackHole:
-    """A loopback listener that never answers: the kernel completes each handshake and queues
-    the connection. ``connections()`` takes them off the queue and says how many ever came,
-    so a test proves "nothing was sent" by events, not by how long a call took."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port), backlog=16)  # SO_REUSEADDR
-        self.sock.setblocking(False)
-        self.port: int = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-
-    def connections(self) -> int:
-        with suppress(BlockingIOError):
-            while True:
-                self.held.append(self.sock.accept()[0])
-        return len(self.held)
-
-    def __enter__(self) -> BlackHole:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sock in [*self.held, self.sock]:
-            sock.close()
 
 
 @contextmanager
