@@ -5,7 +5,9 @@ directory on sys.path)."""
 from __future__ import annotations
 
 import socket
-from contextlib import suppress
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 
 class BlackHole:
@@ -31,3 +33,26 @@ class BlackHole:
     def __exit__(self, *exc: object) -> None:
         for sock in [*self.held, self.sock]:
             sock.close()
+
+
+@contextmanager
+def never_answering() -> Iterator[int]:
+    """A port whose accept queue is full: new connections get no SYN-ACK, so connect times out."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.1)
+    try:
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

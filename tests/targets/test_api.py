@@ -5,18 +5,15 @@ environment file with ``${VAR}`` secrets, loaded by load_settings, wrapped in a 
 from __future__ import annotations
 
 import json
-import socket
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from support_net import BlackHole
+from support_net import BlackHole, never_answering
 
 from pytest_vcci.context import RunContext
 from pytest_vcci.evidence.redaction import Redactor
@@ -98,29 +95,6 @@ def api(context: RunContext) -> Iterator[Api]:
 
 def log_lines(component: SampleApiComponent) -> list[dict[str, Any]]:
     return [json.loads(line) for line in component.access_log.read_text().splitlines()]
-
-
-@contextmanager
-def never_answering() -> Iterator[int]:
-    """A port whose accept queue is full: new connections get no SYN-ACK, so connect times out."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(3):
-        filler = socket.socket()
-        filler.setblocking(False)
-        with suppress(BlockingIOError):
-            filler.connect(("127.0.0.1", port))
-        fillers.append(filler)
-    time.sleep(0.1)
-    try:
-        yield port
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
 
 
 # --- authentication --------------------------------------------------------------------------

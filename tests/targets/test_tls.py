@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support_net import BlackHole
+from support_net import BlackHole, never_answering
 
 from pytest_vcci.context import RunContext
 from pytest_vcci.evidence.redaction import Redactor
@@ -136,29 +136,6 @@ def stapling_server(leaf: LeafFiles, ocsp_der: bytes) -> Iterator[int]:
 
     with serving(handle) as port:
         yield port
-
-
-@contextmanager
-def never_answering() -> Iterator[int]:
-    """A port whose accept queue is full: new connections get no SYN-ACK, so connect times out."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(3):
-        filler = socket.socket()
-        filler.setblocking(False)
-        with suppress(BlockingIOError):
-            filler.connect(("127.0.0.1", port))
-        fillers.append(filler)
-    time.sleep(0.1)
-    try:
-        yield port
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
 
 
 def inspect_leaf(
