@@ -9,15 +9,13 @@ compared is what a user would see.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pytest_vcci.sandbox import Sandbox
+from variants import failed_tests, messages, run_pytester, sandbox_up
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 MODULES = (SUITES / "test_01_pre_deployment.py", SUITES / "test_06_security.py")
@@ -52,25 +50,19 @@ class Env:
             merged.setdefault("expect", {})[key] = other.tables["expect"][key]
         return Env(merged, {**self.variables, **other.variables})
 
-    def write(self, path: Path) -> Path:
-        import tomli_w
-
-        tables = json.loads(json.dumps(self.tables))
+    def file_tables(self) -> dict[str, Any]:
+        """The tables to write as the environment file."""
+        tables: dict[str, Any] = json.loads(json.dumps(self.tables))
         # Attestations come from the command line: these runs must not depend on the demo's file.
         tables.get("environment", {}).pop("attestations", None)
-        path.write_text(tomli_w.dumps(tables))
-        return path
+        return tables
 
 
 @contextmanager
 def started(workdir: Path, **options: Any) -> Iterator[Env]:
     """A sandbox of some components, up for the block; its environment."""
-    sandbox = Sandbox(workdir, **options)
-    env_file = sandbox.up()
-    try:
-        yield Env(tomllib.loads(env_file.read_text()), sandbox.env_vars())
-    finally:
-        sandbox.down()
+    with sandbox_up(workdir, **options) as sandbox:
+        yield Env(sandbox.tables, sandbox.variables)
 
 
 @pytest.fixture(scope="session")
@@ -88,26 +80,15 @@ def attestations(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_suites(pytester: pytest.Pytester, env: Env, attestations: Path) -> dict[str, Any]:
     """Both suite modules against ``env``: the items of sections 1 and 6 by ID."""
-    env_file = env.write(pytester.path / "environment.toml")
-    out = pytester.path / "reports"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        for name, value in env.variables.items():
-            monkeypatch.setenv(name, value)
-        result = pytester.runpytest_subprocess(
-            *map(str, MODULES),
-            "--vcci-config",
-            str(env_file),
-            "--vcci-report-dir",
-            str(out),
-            "--vcci-attestations",
-            str(attestations),
-            "-p",
-            "no:cacheprovider",
-        )
-    evidence_file = out / "evidence.json"
-    assert evidence_file.exists(), result.stdout.str()[-3000:]
-    evidence = json.loads(evidence_file.read_text())
-    return {i["id"]: i for i in evidence["items"] if i["id"].startswith(SECTIONS)}
+    return run_pytester(
+        pytester,
+        MODULES,
+        env.file_tables(),
+        env.variables,
+        SECTIONS,
+        "--vcci-attestations",
+        str(attestations),
+    )
 
 
 _GOOD_RUN: dict[str, Any] = {}  # the good run, once per process (each xdist worker has its own)
@@ -118,14 +99,6 @@ def good_items(pytester: pytest.Pytester, good_env: Env, attestations: Path) -> 
     if not _GOOD_RUN:
         _GOOD_RUN.update(run_suites(pytester, good_env, attestations))
     return _GOOD_RUN
-
-
-def failed_tests(item: dict[str, Any]) -> set[str]:
-    return {t["nodeid"].split("::")[-1] for t in item["tests"] if t["outcome"] == "failed"}
-
-
-def messages(item: dict[str, Any]) -> str:
-    return "\n".join(t.get("message") or "" for t in item["tests"])
 
 
 def newly_failing(good: dict[str, Any], broken: dict[str, Any]) -> set[str]:

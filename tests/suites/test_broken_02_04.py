@@ -11,19 +11,15 @@ burst test (4.2.3) is deselected: it would wait a minute for the rate window to 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import subprocess
-import sys
-import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from variants import Staging, failed_tests, messages, run_subprocess, sandbox_up
+from variants import assert_only as assert_only_changed
 
-from pytest_vcci.sandbox import Sandbox
 from pytest_vcci.sandbox.postgres import PostgresComponent
 from pytest_vcci.sandbox.redis import RedisComponent
 from pytest_vcci.sandbox.sample_api import SampleApiComponent
@@ -37,16 +33,6 @@ DELIBERATE = {"2.2.2": {"test_shared_buffers_quarter_of_ram"}}
 
 # One sandbox for the whole file: under `-n N --dist loadgroup` its tests stay on one worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("broken_02_04")]
-
-
-@dataclass
-class Staging:
-    sandbox: Sandbox
-    tables: dict[str, Any]
-    variables: dict[str, str]
-
-    def component(self, name: str) -> Any:
-        return next(c for c in self.sandbox.components if c.name == name)
 
 
 def next_quarter_partition(today: dt.date) -> str:
@@ -88,77 +74,26 @@ def copy_database(postgres: PostgresComponent, name: str, statements: tuple[str,
 
 @pytest.fixture(scope="session")
 def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staging]:
-    sandbox = Sandbox(tmp_path_factory.mktemp("s24-staging"), only=COMPONENTS)
-    try:
-        env_file = sandbox.up()
-        staging = Staging(sandbox, tomllib.loads(env_file.read_text()), sandbox.env_vars())
+    with sandbox_up(tmp_path_factory.mktemp("s24-staging"), only=COMPONENTS) as staging:
         for name, statements in DATABASE_VARIANTS.items():
             copy_database(staging.component("postgres"), name, statements)
         yield staging
-    finally:
-        sandbox.down()
 
 
 def run_suites(
     directory: Path,
     tables: dict[str, Any],
     variables: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
     modules: tuple[Path, ...] = MODULES,
 ) -> dict[str, Any]:
     """The suite modules against ``tables``; the items they cover, by ID."""
-    import tomli_w
-
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    env_file = directory / "environment.toml"
-    env_file.write_text(tomli_w.dumps(tables))
-    out = directory / "reports"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *map(str, modules),
-            "--vcci-config",
-            str(env_file),
-            "--vcci-report-dir",
-            str(out),
-            "-p",
-            "no:cacheprovider",
-            "-m",
-            "not intrusive",
-            "-q",
-        ],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert (out / "evidence.json").exists(), done.stdout + done.stderr
-    evidence = json.loads((out / "evidence.json").read_text())
-    return {
-        i["id"]: i
-        for i in evidence["items"]
-        if i["id"].startswith(SECTIONS) and i["status"] != "not_covered"
-    }
-
-
-def failed_tests(item: dict[str, Any]) -> set[str]:
-    return {t["nodeid"].split("::")[-1] for t in item["tests"] if t["outcome"] == "failed"}
-
-
-def messages(item: dict[str, Any]) -> str:
-    return "\n".join(t.get("message") or "" for t in item["tests"])
+    items = run_subprocess(directory, modules, tables, variables, SECTIONS, "-m", "not intrusive")
+    return {k: v for k, v in items.items() if v["status"] != "not_covered"}
 
 
 @pytest.fixture(scope="session")
 def good_items(staging: Staging, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        return run_suites(
-            tmp_path_factory.mktemp("good-run"), staging.tables, staging.variables, monkeypatch
-        )
+    return run_suites(tmp_path_factory.mktemp("good-run"), staging.tables, staging.variables)
 
 
 def test_good_staging_fails_only_the_deliberate_finding(good_items: dict[str, Any]) -> None:
@@ -173,21 +108,12 @@ def assert_only(broken: dict[str, Any], good: dict[str, Any], item_id: str, *nam
     """``item_id`` newly failed, naming ``names``; every other item as in the good run."""
     assert broken, "no item of sections 2 and 4 was covered"
     assert set(broken) <= set(good), sorted(broken)
-    changed = {
-        k: (good[k]["status"], v["status"])
-        for k, v in broken.items()
-        if v["status"] != good[k]["status"]
-    }
-    assert set(changed) == {item_id}, changed
-    assert broken[item_id]["status"] == "failed"
-    text = messages(broken[item_id])
-    for name in names:
-        assert name in text, text
+    assert_only_changed(broken, good, item_id, *names)
 
 
 def with_database(staging: Staging, name: str) -> dict[str, Any]:
     """The good environment pointed at another database of the same server."""
-    tables = json.loads(json.dumps(staging.tables))
+    tables = staging.copy()
     postgres = tables["postgres"]
 
     def rename(dsn: str) -> str:
@@ -217,14 +143,11 @@ def test_broken_database(
     staging: Staging,
     good_items: dict[str, Any],
     pytester: pytest.Pytester,
-    monkeypatch: pytest.MonkeyPatch,
     database: str,
     item_id: str,
     names: tuple[str, ...],
 ) -> None:
-    broken = run_suites(
-        pytester.path, with_database(staging, database), staging.variables, monkeypatch
-    )
+    broken = run_suites(pytester.path, with_database(staging, database), staging.variables)
     assert_only(broken, good_items, item_id, *names)
 
 
@@ -239,7 +162,6 @@ def test_broken_redis(
     staging: Staging,
     good_items: dict[str, Any],
     pytester: pytest.Pytester,
-    monkeypatch: pytest.MonkeyPatch,
     options: dict[str, Any],
     names: tuple[str, ...],
 ) -> None:
@@ -253,7 +175,6 @@ def test_broken_redis(
             pytester.path,
             tables,
             {**staging.variables, **redis.env_vars()},
-            monkeypatch,
             MODULES[1:],
         )
     finally:
@@ -265,7 +186,6 @@ def test_cors_allowing_any_origin(
     staging: Staging,
     good_items: dict[str, Any],
     pytester: pytest.Pytester,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api = SampleApiComponent(workdir=pytester.path / "api-cors", overrides={"cors_origins": ["*"]})
     api.workdir.mkdir()
@@ -274,7 +194,7 @@ def test_cors_allowing_any_origin(
         tables = {**staging.tables, "api": api.env_tables()["api"]}
         # Only section 4 reads the API.
         broken = run_suites(
-            pytester.path, tables, {**staging.variables, **api.env_vars()}, monkeypatch, MODULES[1:]
+            pytester.path, tables, {**staging.variables, **api.env_vars()}, MODULES[1:]
         )
     finally:
         api.stop()

@@ -9,43 +9,37 @@ taken away, and points either [prometheus] or [alertmanager] at it.
 
 from __future__ import annotations
 
-import json
 import shutil
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from variants import Staging, messages, run_pytester, sandbox_up
 
-from pytest_vcci.sandbox import Sandbox
 from pytest_vcci.sandbox.kube import STAGING_MANIFESTS, TOKEN_VAR, KubeComponent
 from pytest_vcci.sandbox.monitoring import MonitoringComponent
 from pytest_vcci.sandbox.synthetic import probe_targets_for
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
-MODULES = [str(SUITES / "test_03_application.py"), str(SUITES / "test_05_monitoring.py")]
+MODULES = (SUITES / "test_03_application.py", SUITES / "test_05_monitoring.py")
 SECTIONS = ("3.", "5.")
 
 
 @pytest.fixture(scope="session")
-def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sandbox = Sandbox(
+def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staging]:
+    with sandbox_up(
         tmp_path_factory.mktemp("s35-staging"), only=("api", "kubernetes", "aws", "monitoring")
-    )
-    sandbox.up()
-    try:
-        yield sandbox
-    finally:
-        sandbox.down()
+    ) as staging:
+        yield staging
 
 
 @pytest.fixture(scope="session")
 def broken_monitoring(
-    staging: Sandbox, tmp_path_factory: pytest.TempPathFactory
+    staging: Staging, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[MonitoringComponent]:
-    api = next(c for c in staging.components if c.name == "api")
+    api = staging.component("api")
     monitoring = MonitoringComponent(
         workdir=tmp_path_factory.mktemp("s35-monitoring"),
         scrape_targets=api.scrape_targets(),  # type: ignore[attr-defined]
@@ -69,40 +63,18 @@ Run = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
-def run_suites(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, staging: Sandbox, tmp_path: Path
-) -> Run:
+def run_suites(pytester: pytest.Pytester, staging: Staging) -> Run:
     """Run sections 3 and 5 against the staging env file with ``changes`` to its tables; the
     items of those sections by id, each with status and message."""
-    for key, value in staging.env_vars().items():
-        monkeypatch.setenv(key, value)
 
     def run(
         changes: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        import tomli_w
-
-        tables = tomllib.loads((staging.workdir / "environment.toml").read_text())
+        tables = staging.copy()
         for table, values in (changes or {}).items():
             tables[table] = {**tables.get(table, {}), **values}
-        env_file = tmp_path / "environment.toml"
-        env_file.write_text(tomli_w.dumps(tables))
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        out = tmp_path / "report"
-        pytester.runpytest_subprocess(
-            *MODULES,
-            "--vcci-config",
-            str(env_file),
-            "--vcci-report-dir",
-            str(out),
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-        )
-        evidence = json.loads((out / "evidence.json").read_text())
-        return {item["id"]: item for item in evidence["items"] if item["id"].startswith(SECTIONS)}
+        variables = {**staging.variables, **(env or {})}
+        return run_pytester(pytester, MODULES, tables, variables, SECTIONS, "-p", "no:randomly")
 
     return run
 
@@ -112,10 +84,6 @@ def good(run_suites: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if "good" not in results:
         results["good"] = run_suites()
     return results["good"]
-
-
-def _messages(item: dict[str, Any]) -> str:
-    return "\n".join(t.get("message") or "" for t in item["tests"])
 
 
 def _outcomes(items: dict[str, Any]) -> dict[str, str]:
@@ -142,7 +110,7 @@ def assert_only(broken: dict[str, Any], good: dict[str, Any], failed: str, names
         if i != failed and good[i]["status"] != broken[i]["status"]
     }
     assert not others, others
-    assert names in _messages(broken[failed]), _messages(broken[failed])
+    assert names in messages(broken[failed]), messages(broken[failed])
 
 
 def test_good_staging_passes_sections_3_and_5(good: dict[str, Any]) -> None:

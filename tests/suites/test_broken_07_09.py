@@ -24,21 +24,15 @@ intrusive checks (load probes, end-to-end workflows) and shows they pass against
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import shutil
-import subprocess
-import sys
 import time
-import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from variants import Staging, assert_only, run_subprocess, sandbox_up
 
-from pytest_vcci.sandbox import Sandbox
 from pytest_vcci.sandbox.kube import STAGING_MANIFESTS, KubeComponent
 from pytest_vcci.sandbox.mail_dns import MailDnsComponent
 
@@ -62,20 +56,6 @@ INTRUSIVE_ONLY = {"9.2.1", "9.2.2"}  # no check of theirs runs without --vcci-al
 EXTRA_BUCKET = "vcci-staging-exports"
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Staging:
-    sandbox: Sandbox
-    tables: dict[str, Any]
-    variables: dict[str, str]
-
-    def component(self, name: str) -> Any:
-        return next(c for c in self.sandbox.components if c.name == name)
-
-    def copy(self) -> dict[str, Any]:
-        tables: dict[str, Any] = json.loads(json.dumps(self.tables))
-        return tables
 
 
 def add_bucket_without_noncurrent_expiry(tables: dict[str, Any], secret: str) -> None:
@@ -128,56 +108,18 @@ def add_bucket_without_noncurrent_expiry(tables: dict[str, Any], secret: str) ->
 
 @pytest.fixture(scope="session")
 def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staging]:
-    sandbox = Sandbox(tmp_path_factory.mktemp("s789-staging"), only=COMPONENTS)
-    try:
-        env_file = sandbox.up()
-        staging = Staging(sandbox, tomllib.loads(env_file.read_text()), sandbox.env_vars())
+    with sandbox_up(tmp_path_factory.mktemp("s789-staging"), only=COMPONENTS) as staging:
         add_bucket_without_noncurrent_expiry(
             staging.tables, staging.variables["VCCI_SANDBOX_AWS_SECRET_ACCESS_KEY"]
         )
         yield staging
-    finally:
-        sandbox.down()
 
 
 def run_suites(
     directory: Path, tables: dict[str, Any], variables: dict[str, str], *options: str
 ) -> dict[str, Any]:
     """The three suite modules against ``tables``; the items of sections 7 to 9 by ID."""
-    import tomli_w
-
-    env_file = directory / "environment.toml"
-    env_file.write_text(tomli_w.dumps(tables))
-    out = directory / "reports"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *map(str, MODULES),
-            "--vcci-config",
-            str(env_file),
-            "--vcci-report-dir",
-            str(out),
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            *options,
-        ],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env={**os.environ, **variables},
-    )
-    assert (out / "evidence.json").exists(), done.stdout + done.stderr
-    evidence = json.loads((out / "evidence.json").read_text())
-    return {i["id"]: i for i in evidence["items"] if i["id"].startswith(SECTIONS)}
-
-
-def messages(item: dict[str, Any]) -> str:
-    return "\n".join(t.get("message") or "" for t in item["tests"])
+    return run_subprocess(directory, MODULES, tables, variables, SECTIONS, *options)
 
 
 @pytest.fixture(scope="session")
@@ -213,20 +155,6 @@ def test_good_staging_passes_the_intrusive_checks(
     )
     ran = {k: v["status"] for k, v in items.items() if v["status"] != "not_covered"}
     assert ran == dict.fromkeys(("7.1.1", "7.1.2", "9.2.1", "9.2.2"), "passed"), ran
-
-
-def assert_only(broken: dict[str, Any], good: dict[str, Any], item_id: str, *names: str) -> None:
-    """``item_id`` newly failed, naming ``names``; every other item as in the good run."""
-    changed = {
-        k: (good[k]["status"], v["status"])
-        for k, v in broken.items()
-        if v["status"] != good[k]["status"]
-    }
-    assert set(changed) == {item_id}, changed
-    assert broken[item_id]["status"] == "failed"
-    text = messages(broken[item_id])
-    for name in names:
-        assert name in text, text
 
 
 def run_broken(

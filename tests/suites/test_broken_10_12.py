@@ -13,14 +13,14 @@ import datetime as dt
 import json
 import re
 import shutil
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from variants import messages, run_pytester, sandbox_up
 
-from pytest_vcci.sandbox import ATTESTATIONS, Sandbox
+from pytest_vcci.sandbox import ATTESTATIONS
 from pytest_vcci.sandbox.artifacts import write_zap_report
 from pytest_vcci.sandbox.monitoring import AlertmanagerComponent
 
@@ -46,46 +46,19 @@ class Env:
         tables[table].update(values)
         return Env(tables, self.variables, self.workdir)
 
-    def write(self, path: Path) -> Path:
-        import tomli_w
-
-        path.write_text(tomli_w.dumps(self.tables))
-        return path
-
 
 @pytest.fixture(scope="session")
 def good_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     workdir = tmp_path_factory.mktemp("good")
-    sandbox = Sandbox(workdir, only=COMPONENTS, options=OPTIONS)
-    env_file = sandbox.up()
-    try:
-        yield Env(tomllib.loads(env_file.read_text()), sandbox.env_vars(), workdir)
-    finally:
-        sandbox.down()
+    with sandbox_up(workdir, only=COMPONENTS, options=OPTIONS) as sandbox:
+        yield Env(sandbox.tables, sandbox.variables, workdir)
 
 
 def run_module(pytester: pytest.Pytester, module: Path, env: Env) -> dict[str, Any]:
     """One suite module against ``env``: its section's items by ID."""
-    env_file = env.write(pytester.path / "environment.toml")
-    out = pytester.path / "reports"
-    shutil.rmtree(out, ignore_errors=True)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        for name, value in env.variables.items():
-            monkeypatch.setenv(name, value)
-        result = pytester.runpytest_subprocess(
-            str(module),
-            "--vcci-config",
-            str(env_file),
-            "--vcci-report-dir",
-            str(out),
-            "-p",
-            "no:cacheprovider",
-        )
-    evidence_file = out / "evidence.json"
-    assert evidence_file.exists(), result.stdout.str()[-3000:]
+    shutil.rmtree(pytester.path / "reports", ignore_errors=True)
     section = re.match(r"test_(\d+)_", module.name).group(1).lstrip("0") + "."  # type: ignore[union-attr]
-    items = json.loads(evidence_file.read_text())["items"]
-    return {i["id"]: i for i in items if i["id"].startswith(section)}
+    return run_pytester(pytester, (module,), env.tables, env.variables, (section,))
 
 
 _GOOD_RUNS: dict[Path, dict[str, Any]] = {}  # once per module and process
@@ -95,10 +68,6 @@ def good_run(pytester: pytest.Pytester, module: Path, env: Env) -> dict[str, Any
     if module not in _GOOD_RUNS:
         _GOOD_RUNS[module] = run_module(pytester, module, env)
     return _GOOD_RUNS[module]
-
-
-def messages(item: dict[str, Any]) -> str:
-    return "\n".join(t.get("message") or "" for t in item["tests"])
 
 
 def only_broken(good: dict[str, Any], broken: dict[str, Any], item_id: str) -> str:
