@@ -18,20 +18,16 @@ reference = "OPS-1432"
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import field_validator
+from pydantic_core import ErrorDetails
 
-from pytest_vcci.settings import SettingsError
+from pytest_vcci.records import ItemRecord, load_records
 
 
-class AttestationRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    item: str
+class AttestationRecord(ItemRecord):
     statement: str
     attested_by: str
     role: str
@@ -90,44 +86,17 @@ def load_attestations(path: Path | None, catalog_ids: set[str]) -> Attestations:
     """Read and validate an attestations file; None gives an empty set."""
     if path is None:
         return Attestations([], "<no attestations file configured>")
-    source = str(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise SettingsError(source, "", "attestations file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(source, "", f"not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SettingsError(source, "", f"not valid TOML: not UTF-8 (byte {exc.start})") from None
-    except OSError as exc:
-        raise SettingsError(source, "", f"cannot read: {exc.strerror}") from None
-    unknown = set(data) - {"attestation"}
-    if unknown:
-        raise SettingsError(
-            source, f"[{sorted(unknown)[0]}]", "unknown table (expected [[attestation]])"
-        )
-    records = [
-        _record(raw, i, source, catalog_ids) for i, raw in enumerate(data.get("attestation", []))
-    ]
-    return Attestations(records, source)
+    records = load_records(path, "attestation", AttestationRecord, catalog_ids, _explain, _check)
+    return Attestations(records, str(path))
 
 
-def _record(raw: Any, index: int, source: str, catalog_ids: set[str]) -> AttestationRecord:
-    where = f"[[attestation]] #{index + 1}"
-    if not isinstance(raw, dict):
-        raise SettingsError(source, where, "expected a table")
-    try:
-        record = AttestationRecord.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"])
-        message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(
-            error["type"], error["msg"]
-        )
-        raise SettingsError(source, f"{where}.{key}", message) from None
-    if record.item not in catalog_ids:
-        raise SettingsError(source, f"{where}.item", f"unknown checklist ID {record.item!r}")
+def _explain(key: str, error: ErrorDetails) -> str:
+    return {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(
+        error["type"], error["msg"]
+    )
+
+
+def _check(record: AttestationRecord) -> tuple[str, str] | None:
     if record.expires <= record.date:
-        raise SettingsError(source, f"{where}.expires", "must be after date")
-    return record
+        return "expires", "must be after date"
+    return None

@@ -350,7 +350,7 @@ def load_settings(
     source = str(path) if path is not None else "<defaults>"
     raw: dict[str, Any] = {"environment": {"name": "default"}}
     if path is not None:
-        raw = _read_toml(Path(path))
+        raw = read_toml(Path(path))
     for text in overrides or []:
         keys, value = parse_override(text)
         node = raw
@@ -363,12 +363,13 @@ def load_settings(
     return build_settings(raw, source)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "environment file") -> dict[str, Any]:
+    """A TOML file's tables; what goes wrong reading it is a SettingsError naming ``what``."""
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise SettingsError(str(path), "", "environment file not found") from None
+        raise SettingsError(str(path), "", f"{what} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(str(path), "", f"not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:

@@ -26,15 +26,15 @@ Rules (the loader enforces the first two; :meth:`Waivers.apply` the rest):
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import field_validator
+from pydantic_core import ErrorDetails
 
-from pytest_vcci.settings import SettingsError
+from pytest_vcci.records import ItemRecord, load_records
 
 DEFAULT_MAX_DAYS = 90
 FAILING = ("failed", "error")
@@ -49,10 +49,7 @@ REQUIRED_WHY = {
 }
 
 
-class WaiverRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    item: str
+class WaiverRecord(ItemRecord):
     nodeid: str | None = None
     justification: str
     approved_by: str
@@ -201,59 +198,29 @@ def load_waivers(
     if path is None:
         return Waivers([], "<no waivers file configured>", max_days)
     source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(source, "", "waivers file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(source, "", f"not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise SettingsError(source, "", f"cannot read: {exc.strerror}") from None
-    unknown = set(data) - {"waiver"}
-    if unknown:
-        raise SettingsError(
-            source, f"[{sorted(unknown)[0]}]", "unknown table (expected [[waiver]])"
-        )
-    raw_records = data.get("waiver", [])
-    if not isinstance(raw_records, list):
-        raise SettingsError(source, "[waiver]", "expected an array of tables: [[waiver]]")
-    waivers = [
-        Waiver(_record(raw, i, source, catalog_ids, max_days), i + 1, source)
-        for i, raw in enumerate(raw_records)
-    ]
+    records = load_records(
+        path, "waiver", WaiverRecord, catalog_ids, _explain, lambda r: _check(r, max_days)
+    )
+    waivers = [Waiver(record, i, source) for i, record in enumerate(records, start=1)]
     return Waivers(waivers, source, max_days)
 
 
-def _record(
-    raw: Any, index: int, source: str, catalog_ids: set[str], max_days: int
-) -> WaiverRecord:
-    where = f"[[waiver]] #{index + 1}"
-    if not isinstance(raw, dict):
-        raise SettingsError(source, where, "expected a table")
-    try:
-        record = WaiverRecord.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"])
-        if error["type"] == "missing":
-            message = f"required key is missing ({REQUIRED_WHY.get(key, 'required')})"
-        elif error["type"] == "extra_forbidden":
-            message = f"unknown key (expected one of: {', '.join(WaiverRecord.model_fields)})"
-        else:
-            message = str(error["msg"]).removeprefix("Value error, ")
-        raise SettingsError(source, f"{where}.{key}", message) from None
-    if record.item not in catalog_ids:
-        raise SettingsError(source, f"{where}.item", f"unknown checklist ID {record.item!r}")
+def _explain(key: str, error: ErrorDetails) -> str:
+    if error["type"] == "missing":
+        return f"required key is missing ({REQUIRED_WHY.get(key, 'required')})"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key (expected one of: {', '.join(WaiverRecord.model_fields)})"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _check(record: WaiverRecord, max_days: int) -> tuple[str, str] | None:
     days = (record.expires_on - record.approved_on).days
     if days <= 0:
-        raise SettingsError(
-            source, f"{where}.expires_on", f"must be after approved_on ({record.approved_on})"
-        )
+        return "expires_on", f"must be after approved_on ({record.approved_on})"
     if days > max_days:
-        raise SettingsError(
-            source,
-            f"{where}.expires_on",
+        return (
+            "expires_on",
             f"{record.expires_on} is {days} days after approved_on ({record.approved_on}); "
             f"a waiver may last at most {max_days} days (ini vcci_waiver_max_days)",
         )
-    return record
+    return None

@@ -210,6 +210,11 @@ def test_no_attestations_file_fails_attest(pytester: pytest.Pytester) -> None:
             "ERROR: att.toml: [[]attestations]: unknown table (expected [[][[]attestation]])",
             id="unknown-table",
         ),
+        pytest.param(
+            'attestation = "10.2.1"\n',
+            "ERROR: att.toml: [[]attestation]: expected an array of tables: [[][[]attestation]]",
+            id="not-an-array",
+        ),
     ],
 )
 def test_malformed_attestations_file_is_one_line_usage_error(

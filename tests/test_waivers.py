@@ -128,6 +128,13 @@ def test_unknown_item_key_and_table_are_usage_errors(tmp_path: Path) -> None:
         load_waivers(tmp_path / "absent.toml", IDS)
 
 
+def test_a_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "staging.waivers.toml"
+    path.write_bytes(b"\xff\xfe\x00junk")
+    with pytest.raises(SettingsError, match=r"not valid TOML: not UTF-8 \(byte 0\)"):
+        load_waivers(path, IDS)
+
+
 # --- apply ----------------------------------------------------------------------------------
 
 
