@@ -47,6 +47,30 @@ def namespace(vcci_context: Any) -> str:
     return str(table.namespace)
 
 
+@pytest.fixture(scope="module")
+def app_configmap(
+    cluster: Any, namespace: str, expect: Callable[..., Any]
+) -> tuple[dict[str, Any] | None, str]:
+    """The application ConfigMap ([expect.kubernetes].app_configmap): every YAML/JSON document
+    in it, merged (None: no ConfigMap), and where it is, as evidence names it."""
+    import yaml
+
+    name = expect("kubernetes", "app_configmap")
+    where = f"configmap {namespace}/{name}"
+    configmap = cluster.get("configmaps", name, namespace)
+    if configmap is None:
+        return None, where
+    merged: dict[str, Any] = {}
+    for text in (configmap.get("data") or {}).values():
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue  # a file that is not configuration (a script, a PEM)
+        if isinstance(document, dict):
+            merged.update(document)
+    return merged, where
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

@@ -127,24 +127,6 @@ def range_bounds(bound: str) -> tuple[dt.datetime, dt.datetime] | None:
     return as_datetime(low), as_datetime(high)
 
 
-def app_configuration(cluster: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    """Every YAML/JSON document of the application ConfigMap, merged (None: no ConfigMap)."""
-    import yaml
-
-    configmap = cluster.get("configmaps", name, namespace)
-    if configmap is None:
-        return None
-    merged: dict[str, Any] = {}
-    for text in (configmap.get("data") or {}).values():
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError:
-            continue  # a file that is not configuration (a script, a PEM)
-        if isinstance(document, dict):
-            merged.update(document)
-    return merged
-
-
 def container_env(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers")
     return [env for c in containers or [] for env in c.get("env") or []]
@@ -596,11 +578,9 @@ def pool_per_pod(database: dict[str, Any]) -> tuple[int | None, int | None]:
 
 @pytest.fixture(scope="module")
 def database_config(
-    cluster: Any, namespace: str, expect: Callable[..., Any]
+    app_configmap: tuple[dict[str, Any] | None, str],
 ) -> tuple[dict[str, Any] | None, str]:
-    name = expect("kubernetes", "app_configmap")
-    config = app_configuration(cluster, namespace, name)
-    where = f"configmap {namespace}/{name}"
+    config, where = app_configmap
     return (None if config is None else config.get("database") or {}), where
 
 

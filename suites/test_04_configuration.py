@@ -46,24 +46,6 @@ _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y
 # --- helpers ------------------------------------------------------------------------------
 
 
-def app_configuration(cluster: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    """Every YAML/JSON document of the application ConfigMap, merged (None: no ConfigMap)."""
-    import yaml
-
-    configmap = cluster.get("configmaps", name, namespace)
-    if configmap is None:
-        return None
-    merged: dict[str, Any] = {}
-    for text in (configmap.get("data") or {}).values():
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError:
-            continue  # a file that is not configuration (a script, a PEM)
-        if isinstance(document, dict):
-            merged.update(document)
-    return merged
-
-
 class AppConfig:
     """The application ConfigMap's settings; ``need(evidence, "a.b")`` reads one or stops."""
 
@@ -90,9 +72,8 @@ class AppConfig:
 
 
 @pytest.fixture(scope="module")
-def app_config(cluster: Any, namespace: str, expect: Callable[..., Any]) -> AppConfig:
-    name = expect("kubernetes", "app_configmap")
-    return AppConfig(app_configuration(cluster, namespace, name), f"configmap {namespace}/{name}")
+def app_config(app_configmap: tuple[dict[str, Any] | None, str]) -> AppConfig:
+    return AppConfig(*app_configmap)
 
 
 def deployment_or_stop(cluster: Any, namespace: str, name: str, evidence: Any) -> dict[str, Any]:
