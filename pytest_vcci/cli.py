@@ -70,8 +70,11 @@ def _sandbox_up(workdir: Path, only: str | None) -> int:
     from pytest_vcci.sandbox import STATE, Sandbox, SandboxError
 
     if (workdir / STATE).exists():
-        print(f"vcci sandbox: a sandbox is already running in {workdir} "
-              f"(stop it with: vcci sandbox down --dir {workdir})", file=sys.stderr)
+        print(
+            f"vcci sandbox: a sandbox is already running in {workdir} "
+            f"(stop it with: vcci sandbox down --dir {workdir})",
+            file=sys.stderr,
+        )
         return 1
     from pytest_vcci.sandbox import COMPONENTS
 
@@ -79,8 +82,10 @@ def _sandbox_up(workdir: Path, only: str | None) -> int:
     unknown = sorted(set(names or ()) - {c[0] for c in COMPONENTS})
     if unknown:
         known = ", ".join(c[0] for c in COMPONENTS)
-        print(f"vcci sandbox: unknown component {', '.join(unknown)} (known: {known})",
-              file=sys.stderr)
+        print(
+            f"vcci sandbox: unknown component {', '.join(unknown)} (known: {known})",
+            file=sys.stderr,
+        )
         return 2
     sandbox = Sandbox(workdir, only=names)
     try:
@@ -88,8 +93,10 @@ def _sandbox_up(workdir: Path, only: str | None) -> int:
     except SandboxError as exc:
         print(f"vcci sandbox: {exc}", file=sys.stderr)
         return 1
-    print(f"sandbox up in {sandbox.timings['total']}s: "
-          + ", ".join(f"{k} {v}s" for k, v in sandbox.timings.items() if k != "total"))
+    print(
+        f"sandbox up in {sandbox.timings['total']}s: "
+        + ", ".join(f"{k} {v}s" for k, v in sandbox.timings.items() if k != "total")
+    )
     print(f"environment file: {env_file}")
     print(f"secrets:          {workdir / 'secrets.env'}  (source it before running pytest)")
     print(f"run:  . {workdir / 'secrets.env'} && pytest suites/ --vcci-config {env_file} -n auto")

@@ -55,8 +55,10 @@ class VcciSession:
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         settings = self.context.settings
-        lines = [f"vcci: environment {settings.name} ({settings.source}), gate {self.gate}, "
-                 f"reports in {self.report_dir}"]
+        lines = [
+            f"vcci: environment {settings.name} ({settings.source}), gate {self.gate}, "
+            f"reports in {self.report_dir}"
+        ]
         from pytest_vcci.activation import SANDBOX_KEY
 
         sandbox = config.stash.get(SANDBOX_KEY, None)

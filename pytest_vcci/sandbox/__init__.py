@@ -38,8 +38,7 @@ STAGING_OPTIONS: dict[str, dict[str, Any]] = {
     "postgres": {"replicas": 2, "pgbouncer": True},
     # 7.1.3 and 9.1.2: the workers' steady load (and its last hour, backfilled into Prometheus)
     # and the emission factor providers' response times.
-    "api": {"workload": True,
-            "factor_latency_ms": {"ecoinvent": 35.0, "desnz": 70.0, "epa": 85.0}},
+    "api": {"workload": True, "factor_latency_ms": {"ecoinvent": 35.0, "desnz": 70.0, "epa": 85.0}},
 }
 STATE = "state.json"
 ENV_FILE = "environment.toml"
@@ -51,8 +50,13 @@ __all__ = ["Sandbox", "SandboxError", "down_from_state"]
 class Sandbox:
     """All sandbox components, started together and stopped together."""
 
-    def __init__(self, workdir: Path, *, only: tuple[str, ...] | None = None,
-                 options: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        only: tuple[str, ...] | None = None,
+        options: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.workdir = Path(workdir).resolve()
         self.only = only
         self.options = options or {}
@@ -161,8 +165,9 @@ class Sandbox:
         env_file.write_text(header + tomli_w.dumps(self.env_tables()))
         secrets = self.workdir / SECRETS_FILE
         secrets.touch(mode=0o600)
-        secrets.write_text("".join(f"export {k}={shlex.quote(v)}\n"
-                                   for k, v in sorted(self.env_vars().items())))
+        secrets.write_text(
+            "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(self.env_vars().items()))
+        )
         self._save_state()
         return env_file
 

@@ -68,11 +68,13 @@ RELEASE = "2.0.0"
 GIT_SHA = "4f2c9e1"
 SCAN_ANSWERS_PER_IMAGE = 6
 
-BUCKETS = MappingProxyType({
-    "data": "vcci-staging-data",
-    "reports": "vcci-staging-reports",
-    "backups": "vcci-staging-backups",
-})
+BUCKETS = MappingProxyType(
+    {
+        "data": "vcci-staging-data",
+        "reports": "vcci-staging-reports",
+        "backups": "vcci-staging-backups",
+    }
+)
 TERRAFORM_STATE_BUCKET = "vcci-staging-terraform-state"
 CLOUDTRAIL_BUCKET = "vcci-staging-cloudtrail"
 DB_INSTANCE = "vcci-staging-db"
@@ -87,9 +89,9 @@ SECRETS = (
     "vcci/staging/jwt",
 )
 # Emission factor provider -> the secret holding its API key (4.1.3).
-API_KEY_SECRETS = MappingProxyType({
-    provider: f"vcci/staging/api-keys/{provider}" for provider in ("ecoinvent", "desnz", "epa")
-})
+API_KEY_SECRETS = MappingProxyType(
+    {provider: f"vcci/staging/api-keys/{provider}" for provider in ("ecoinvent", "desnz", "epa")}
+)
 # Provider keys expire (the provider issues them for a year); the secret's tag says when (4.1.3).
 EXPIRES_TAG = "expires-at"
 API_KEY_VALID_DAYS = 365
@@ -100,37 +102,46 @@ CERTIFICATE_DOMAIN = "*.vcci.greenlang.io"
 TRAIL = "vcci-staging-trail"
 VPC_NAME = "vcci-staging"
 NAMESPACE = "vcci-staging"
-SECURITY_GROUPS = MappingProxyType({
-    "cluster": "vcci-staging-cluster-sg",
-    "alb": "vcci-staging-alb-sg",
-    "db": "vcci-staging-db-sg",
-    "redis": "vcci-staging-redis-sg",
-})
-IRSA_ROLES = MappingProxyType({  # role -> Kubernetes service account it is bound to
-    "vcci-backend-role": "vcci-backend",
-    "vcci-worker-role": "vcci-worker",
-    "vcci-frontend-role": "vcci-frontend",
-    "vcci-external-secrets-role": "external-secrets",
-})
+SECURITY_GROUPS = MappingProxyType(
+    {
+        "cluster": "vcci-staging-cluster-sg",
+        "alb": "vcci-staging-alb-sg",
+        "db": "vcci-staging-db-sg",
+        "redis": "vcci-staging-redis-sg",
+    }
+)
+IRSA_ROLES = MappingProxyType(
+    {  # role -> Kubernetes service account it is bound to
+        "vcci-backend-role": "vcci-backend",
+        "vcci-worker-role": "vcci-worker",
+        "vcci-frontend-role": "vcci-frontend",
+        "vcci-external-secrets-role": "external-secrets",
+    }
+)
 # The audit trail's log group: 2557 days is CloudWatch's 7-year retention (6.3.1, SOC 2).
 AUDIT_LOG_GROUP = "/vcci/staging/audit"
 AUDIT_RETENTION_DAYS = 2557
-LOG_GROUPS = ("/vcci/staging/application", "/aws/eks/vcci-staging/cluster",
-              f"/aws/rds/instance/{DB_INSTANCE}/postgresql")
+LOG_GROUPS = (
+    "/vcci/staging/application",
+    "/aws/eks/vcci-staging/cluster",
+    f"/aws/rds/instance/{DB_INSTANCE}/postgresql",
+)
 
 # Named ways to seed a staging that fails a check, for demos and negative tests.
-BREAKAGES: Mapping[str, str] = MappingProxyType({
-    "unversioned-bucket": "vcci-staging-reports without versioning (1.1.4, 8.1.2)",
-    "unencrypted-bucket": "vcci-staging-backups without default encryption (1.1.4, 6.2.1)",
-    "public-bucket": "vcci-staging-reports without a public access block (1.1.4)",
-    "open-db-sg": "db security group open to 0.0.0.0/0 on 5432 (1.2.4)",
-    "public-db": "vcci-staging-db publicly accessible, 7-day backups, single-AZ (1.1.2, 2.2.4)",
-    "no-rotation": "secrets without rotation (1.2.2)",
-    "vulnerable-images": "moto's default HIGH CVE left on every image scan (3.1.2)",
-    "trail-stopped": "CloudTrail trail created but not logging (1.2.3)",
-    "no-replicas": "no RDS read replicas (1.1.2)",
-    "wildcard-iam": "vcci-backend-role allowed Action * on Resource * (1.2.3)",
-})
+BREAKAGES: Mapping[str, str] = MappingProxyType(
+    {
+        "unversioned-bucket": "vcci-staging-reports without versioning (1.1.4, 8.1.2)",
+        "unencrypted-bucket": "vcci-staging-backups without default encryption (1.1.4, 6.2.1)",
+        "public-bucket": "vcci-staging-reports without a public access block (1.1.4)",
+        "open-db-sg": "db security group open to 0.0.0.0/0 on 5432 (1.2.4)",
+        "public-db": "vcci-staging-db publicly accessible, 7-day backups, single-AZ (1.1.2, 2.2.4)",
+        "no-rotation": "secrets without rotation (1.2.2)",
+        "vulnerable-images": "moto's default HIGH CVE left on every image scan (3.1.2)",
+        "trail-stopped": "CloudTrail trail created but not logging (1.2.3)",
+        "no-replicas": "no RDS read replicas (1.1.2)",
+        "wildcard-iam": "vcci-backend-role allowed Action * on Resource * (1.2.3)",
+    }
+)
 
 
 @dataclass
@@ -144,8 +155,9 @@ class AwsComponent(Component):
     broken: frozenset[str] = frozenset()
     random_seed: int = 1337
     access_key_id: str = ACCESS_KEY_ID
-    secret_access_key: str = field(default_factory=lambda: secrets.token_urlsafe(30)[:40],
-                                   repr=False)
+    secret_access_key: str = field(
+        default_factory=lambda: secrets.token_urlsafe(30)[:40], repr=False
+    )
     startup_seconds: float = 0.0
     seed_seconds: float = 0.0
     seed_timings: dict[str, float] = field(default_factory=dict)
@@ -153,8 +165,9 @@ class AwsComponent(Component):
     def __post_init__(self) -> None:
         unknown = sorted(set(self.broken) - set(BREAKAGES))
         if unknown:
-            raise SandboxError(f"unknown AWS breakage {unknown[0]!r} "
-                               f"(known: {', '.join(BREAKAGES)})")
+            raise SandboxError(
+                f"unknown AWS breakage {unknown[0]!r} (known: {', '.join(BREAKAGES)})"
+            )
 
     @property
     def endpoint_url(self) -> str:
@@ -169,8 +182,13 @@ class AwsComponent(Component):
         }
         argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         proc = self.spawn(argv, "moto.log", env=env)
-        wait_until(lambda: port_open(self.port) and self._api_ok(), "moto server",
-                   timeout=60, proc=proc, log=self.log_path("moto.log"))
+        wait_until(
+            lambda: port_open(self.port) and self._api_ok(),
+            "moto server",
+            timeout=60,
+            proc=proc,
+            log=self.log_path("moto.log"),
+        )
         self.startup_seconds = time.monotonic() - began
         began = time.monotonic()
         seeder = self._seeder()
@@ -184,18 +202,25 @@ class AwsComponent(Component):
         return requests.get(f"{self.endpoint_url}/moto-api/data.json", timeout=2).ok
 
     def _seeder(self) -> Seeder:
-        return Seeder(endpoint_url=self.endpoint_url, region=self.region,
-                      replica_region=self.replica_region, broken=frozenset(self.broken),
-                      random_seed=self.random_seed, access_key_id=self.access_key_id,
-                      secret_access_key=self.secret_access_key)
+        return Seeder(
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            replica_region=self.replica_region,
+            broken=frozenset(self.broken),
+            random_seed=self.random_seed,
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+        )
 
     def env_tables(self) -> dict[str, dict[str, Any]]:
-        return {"aws": {
-            "region": self.region,
-            "endpoint_url": self.endpoint_url,
-            "access_key_id": self.access_key_id,
-            "secret_access_key": "${" + SECRET_ENV + "}",
-        }}
+        return {
+            "aws": {
+                "region": self.region,
+                "endpoint_url": self.endpoint_url,
+                "access_key_id": self.access_key_id,
+                "secret_access_key": "${" + SECRET_ENV + "}",
+            }
+        }
 
     def env_vars(self) -> dict[str, str]:
         return {SECRET_ENV: self.secret_access_key}
@@ -205,8 +230,9 @@ class AwsComponent(Component):
         return {"aws": expected_resources(self.region, self.replica_region, self.broken)}
 
 
-def expected_resources(region: str, replica_region: str,
-                       broken: frozenset[str] = frozenset()) -> dict[str, Any]:
+def expected_resources(
+    region: str, replica_region: str, broken: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     return {
         "region": region,
         "replica_region": replica_region,
@@ -257,11 +283,16 @@ class Seeder:
             from botocore.config import Config
 
             self._clients[key] = boto3.client(
-                service, region_name=key[1], endpoint_url=self.endpoint_url,
+                service,
+                region_name=key[1],
+                endpoint_url=self.endpoint_url,
                 aws_access_key_id=self.access_key_id,
                 aws_secret_access_key=self.secret_access_key,
-                config=Config(retries={"total_max_attempts": 2, "mode": "standard"},
-                              connect_timeout=5, read_timeout=30),
+                config=Config(
+                    retries={"total_max_attempts": 2, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=30,
+                ),
             )
         return self._clients[key]
 
@@ -284,8 +315,19 @@ def seed_staging(seed: Seeder) -> None:
     """Every step, in an order where each finds what it refers to."""
     seed.moto_api(f"seed?a={seed.random_seed}")
     seed.moto_api("config", {"lambda": {"use_docker": False}})
-    for step in (seed_kms, seed_network, seed_iam, seed_s3, seed_rds, seed_elasticache,
-                 seed_secrets, seed_ecr, seed_load_balancer, seed_cloudtrail, seed_observability):
+    for step in (
+        seed_kms,
+        seed_network,
+        seed_iam,
+        seed_s3,
+        seed_rds,
+        seed_elasticache,
+        seed_secrets,
+        seed_ecr,
+        seed_load_balancer,
+        seed_cloudtrail,
+        seed_observability,
+    ):
         began = time.monotonic()
         step(seed)
         seed.timings[step.__name__.removeprefix("seed_")] = round(time.monotonic() - began, 3)
@@ -299,8 +341,10 @@ def _tags(**tags: str) -> list[dict[str, str]]:
 def seed_kms(seed: Seeder) -> None:
     for region in (seed.region, seed.replica_region):
         kms = seed.client("kms", region)
-        key = kms.create_key(Description="GL-VCCI staging data key", Tags=[
-            {"TagKey": t["Key"], "TagValue": t["Value"]} for t in _tags()])["KeyMetadata"]
+        key = kms.create_key(
+            Description="GL-VCCI staging data key",
+            Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in _tags()],
+        )["KeyMetadata"]
         kms.enable_key_rotation(KeyId=key["KeyId"])
         kms.create_alias(AliasName="alias/vcci-staging", TargetKeyId=key["KeyId"])
         seed.ids[f"kms:{region}"] = key["Arn"]
@@ -311,8 +355,10 @@ def seed_kms(seed: Seeder) -> None:
 
 def seed_network(seed: Seeder) -> None:
     ec2 = seed.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16", TagSpecifications=[
-        {"ResourceType": "vpc", "Tags": _tags(Name=VPC_NAME)}])["Vpc"]["VpcId"]
+    vpc = ec2.create_vpc(
+        CidrBlock="10.40.0.0/16",
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags(Name=VPC_NAME)}],
+    )["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     seed.ids["vpc"] = vpc
     for index, zone in enumerate("abc"):
@@ -326,11 +372,13 @@ def seed_network(seed: Seeder) -> None:
 
 def _subnet(ec2: Any, vpc: str, cidr: str, az: str, tier: str) -> str:
     role = "internal-elb" if tier == "private" else "elb"
-    tags = _tags(Name=f"{VPC_NAME}-{tier}-{az}", Tier=tier,
-                 **{f"kubernetes.io/role/{role}": "1"})
-    subnet: str = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az,
-                                    TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}],
-                                    )["Subnet"]["SubnetId"]
+    tags = _tags(Name=f"{VPC_NAME}-{tier}-{az}", Tier=tier, **{f"kubernetes.io/role/{role}": "1"})
+    subnet: str = ec2.create_subnet(
+        VpcId=vpc,
+        CidrBlock=cidr,
+        AvailabilityZone=az,
+        TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}],
+    )["Subnet"]["SubnetId"]
     if tier == "public":
         ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
     return subnet
@@ -342,8 +390,10 @@ def _routes(seed: Seeder, ec2: Any, vpc: str) -> None:
     public = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     ec2.create_route(RouteTableId=public, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
     eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
-    nat = ec2.create_nat_gateway(SubnetId=seed.ids["public:a"], AllocationId=eip,
-                                 )["NatGateway"]["NatGatewayId"]
+    nat = ec2.create_nat_gateway(
+        SubnetId=seed.ids["public:a"],
+        AllocationId=eip,
+    )["NatGateway"]["NatGatewayId"]
     private = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     ec2.create_route(RouteTableId=private, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
     for zone in "abc":
@@ -355,7 +405,9 @@ def _security_groups(seed: Seeder, ec2: Any, vpc: str) -> None:
     groups = {}
     for role, name in SECURITY_GROUPS.items():
         groups[role] = ec2.create_security_group(
-            GroupName=name, Description=f"GL-VCCI staging {role}", VpcId=vpc,
+            GroupName=name,
+            Description=f"GL-VCCI staging {role}",
+            VpcId=vpc,
             TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(Name=name)}],
         )["GroupId"]
         seed.ids[f"sg:{role}"] = groups[role]
@@ -368,8 +420,15 @@ def _security_groups(seed: Seeder, ec2: Any, vpc: str) -> None:
         _ingress(ec2, groups["db"], 5432, cidr="0.0.0.0/0", why="temporary debugging")
 
 
-def _ingress(ec2: Any, group_id: str, port: int, *, cidr: str | None = None,
-             group: str | None = None, why: str) -> None:
+def _ingress(
+    ec2: Any,
+    group_id: str,
+    port: int,
+    *,
+    cidr: str | None = None,
+    group: str | None = None,
+    why: str,
+) -> None:
     permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port}
     if cidr:
         permission["IpRanges"] = [{"CidrIp": cidr, "Description": why}]
@@ -382,14 +441,28 @@ def _worker_nodes(seed: Seeder, ec2: Any) -> None:
     """One EKS worker node per AZ, in private subnets, without public IPs (1.2.4)."""
     for zone in "abc":
         ec2.run_instances(
-            ImageId="ami-0c1a7f89451184c8b", MinCount=1, MaxCount=1, InstanceType="m6i.2xlarge",
-            NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": seed.ids[f"private:{zone}"],
-                                "AssociatePublicIpAddress": False,
-                                "Groups": [seed.ids["sg:cluster"]]}],
+            ImageId="ami-0c1a7f89451184c8b",
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="m6i.2xlarge",
+            NetworkInterfaces=[
+                {
+                    "DeviceIndex": 0,
+                    "SubnetId": seed.ids[f"private:{zone}"],
+                    "AssociatePublicIpAddress": False,
+                    "Groups": [seed.ids["sg:cluster"]],
+                }
+            ],
             MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 2},
-            TagSpecifications=[{"ResourceType": "instance", "Tags": _tags(
-                Name=f"vcci-staging-node-{zone}", **{"eks:cluster-name": "vcci-staging",
-                                                     "eks:nodegroup-name": "general"})}],
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": _tags(
+                        Name=f"vcci-staging-node-{zone}",
+                        **{"eks:cluster-name": "vcci-staging", "eks:nodegroup-name": "general"},
+                    ),
+                }
+            ],
         )
 
 
@@ -400,65 +473,98 @@ def seed_iam(seed: Seeder) -> None:
     iam = seed.client("iam")
     issuer = f"oidc.eks.{seed.region}.amazonaws.com/id/5C3E8F1A9B7D4E2F6A1B0C9D8E7F6A5B"
     provider = iam.create_open_id_connect_provider(
-        Url=f"https://{issuer}", ClientIDList=["sts.amazonaws.com"],
-        ThumbprintList=["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"], Tags=_tags(),
+        Url=f"https://{issuer}",
+        ClientIDList=["sts.amazonaws.com"],
+        ThumbprintList=["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"],
+        Tags=_tags(),
     )["OpenIDConnectProviderArn"]
     for role, service_account in IRSA_ROLES.items():
         trust = _irsa_trust(provider, issuer, service_account)
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust),
-                        Description=f"IRSA role for {NAMESPACE}/{service_account}",
-                        MaxSessionDuration=3600, Tags=_tags())
-        iam.put_role_policy(RoleName=role, PolicyName=f"{role}-access",
-                            PolicyDocument=json.dumps(_role_policy(seed, role)))
+        iam.create_role(
+            RoleName=role,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description=f"IRSA role for {NAMESPACE}/{service_account}",
+            MaxSessionDuration=3600,
+            Tags=_tags(),
+        )
+        iam.put_role_policy(
+            RoleName=role,
+            PolicyName=f"{role}-access",
+            PolicyDocument=json.dumps(_role_policy(seed, role)),
+        )
     _service_role(iam, "vcci-secrets-rotation-role", "lambda.amazonaws.com")
     _service_role(iam, "vcci-s3-replication-role", "s3.amazonaws.com")
 
 
 def _irsa_trust(provider: str, issuer: str, service_account: str) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow",
-        "Principal": {"Federated": provider},
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {
-            f"{issuer}:sub": f"system:serviceaccount:{NAMESPACE}:{service_account}",
-            f"{issuer}:aud": "sts.amazonaws.com",
-        }},
-    }]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer}:sub": f"system:serviceaccount:{NAMESPACE}:{service_account}",
+                        f"{issuer}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
 
 
 def _role_policy(seed: Seeder, role: str) -> dict[str, Any]:
     if role == "vcci-backend-role" and "wildcard-iam" in seed.broken:
-        return {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        return {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
     data = [f"arn:aws:s3:::{BUCKETS['data']}/*", f"arn:aws:s3:::{BUCKETS['reports']}/*"]
     secret_arn = seed.arn("secretsmanager", "secret:vcci/staging/*")
     statements: dict[str, list[dict[str, Any]]] = {
         "vcci-backend-role": [
             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": data},
-            {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-             "Resource": seed.ids[f"kms:{seed.region}"]},
+            {
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": seed.ids[f"kms:{seed.region}"],
+            },
         ],
         "vcci-worker-role": [
             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": data},
-            {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-             "Resource": seed.ids[f"kms:{seed.region}"]},
+            {
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": seed.ids[f"kms:{seed.region}"],
+            },
         ],
         "vcci-frontend-role": [
-            {"Effect": "Allow", "Action": ["s3:GetObject"],
-             "Resource": [f"arn:aws:s3:::{BUCKETS['reports']}/*"]},
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{BUCKETS['reports']}/*"],
+            },
         ],
         "vcci-external-secrets-role": [
-            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue",
-                                           "secretsmanager:DescribeSecret"],
-             "Resource": secret_arn},
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": secret_arn,
+            },
         ],
     }
     return {"Version": "2012-10-17", "Statement": statements[role]}
 
 
 def _service_role(iam: Any, name: str, service: str) -> None:
-    trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
     iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Tags=_tags())
 
 
@@ -508,47 +614,92 @@ def _encryption(s3: Any, bucket: str, algorithm: str, key: str | None) -> None:
     default: dict[str, str] = {"SSEAlgorithm": algorithm}
     if key:
         default["KMSMasterKeyID"] = key
-    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": bool(key)}]})
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": bool(key)}
+            ]
+        },
+    )
 
 
 def _lifecycle(s3: Any, bucket: str) -> None:
     rules = [
-        {"ID": "expire-noncurrent-versions-30d", "Status": "Enabled", "Filter": {"Prefix": ""},
-         "NoncurrentVersionExpiration": {"NoncurrentDays": 30}},
-        {"ID": "abort-incomplete-uploads-7d", "Status": "Enabled", "Filter": {"Prefix": ""},
-         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
-        {"ID": "archive-after-90d", "Status": "Enabled", "Filter": {"Prefix": "archive/"},
-         "Transitions": [{"Days": 90, "StorageClass": "STANDARD_IA"},
-                         {"Days": 365, "StorageClass": "GLACIER"}]},
+        {
+            "ID": "expire-noncurrent-versions-30d",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+        },
+        {
+            "ID": "abort-incomplete-uploads-7d",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+        },
+        {
+            "ID": "archive-after-90d",
+            "Status": "Enabled",
+            "Filter": {"Prefix": "archive/"},
+            "Transitions": [
+                {"Days": 90, "StorageClass": "STANDARD_IA"},
+                {"Days": 365, "StorageClass": "GLACIER"},
+            ],
+        },
     ]
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
 
 
 def _replication(seed: Seeder, s3: Any, bucket: str, replica: str) -> None:
-    s3.put_bucket_replication(Bucket=bucket, ReplicationConfiguration={
-        "Role": seed.arn("iam", "role/vcci-s3-replication-role"),
-        "Rules": [{
-            "ID": f"dr-to-{seed.replica_region}", "Priority": 1, "Status": "Enabled",
-            "Filter": {"Prefix": ""},
-            "DeleteMarkerReplication": {"Status": "Enabled"},
-            "Destination": {"Bucket": f"arn:aws:s3:::{replica}", "StorageClass": "STANDARD_IA",
-                            "EncryptionConfiguration": {
-                                "ReplicaKmsKeyID": seed.ids[f"kms:{seed.replica_region}"]}},
-            "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
-        }],
-    })
+    s3.put_bucket_replication(
+        Bucket=bucket,
+        ReplicationConfiguration={
+            "Role": seed.arn("iam", "role/vcci-s3-replication-role"),
+            "Rules": [
+                {
+                    "ID": f"dr-to-{seed.replica_region}",
+                    "Priority": 1,
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "DeleteMarkerReplication": {"Status": "Enabled"},
+                    "Destination": {
+                        "Bucket": f"arn:aws:s3:::{replica}",
+                        "StorageClass": "STANDARD_IA",
+                        "EncryptionConfiguration": {
+                            "ReplicaKmsKeyID": seed.ids[f"kms:{seed.replica_region}"]
+                        },
+                    },
+                    "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
+                }
+            ],
+        },
+    )
 
 
 def _lock_down(s3: Any, bucket: str) -> None:
-    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True,
-        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
-    policy = {"Version": "2012-10-17", "Statement": [{
-        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }]}
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
@@ -558,37 +709,67 @@ def _lock_down(s3: Any, bucket: str) -> None:
 def seed_rds(seed: Seeder) -> None:
     rds = seed.client("rds")
     rds.create_db_subnet_group(
-        DBSubnetGroupName=DB_INSTANCE, DBSubnetGroupDescription="GL-VCCI staging private subnets",
-        SubnetIds=[seed.ids[f"private:{z}"] for z in "abc"], Tags=_tags())
+        DBSubnetGroupName=DB_INSTANCE,
+        DBSubnetGroupDescription="GL-VCCI staging private subnets",
+        SubnetIds=[seed.ids[f"private:{z}"] for z in "abc"],
+        Tags=_tags(),
+    )
     _parameter_group(rds)
     public = "public-db" in seed.broken
     rds.create_db_instance(
-        DBInstanceIdentifier=DB_INSTANCE, DBInstanceClass="db.r6g.xlarge", Engine="postgres",
-        EngineVersion="15.5", DBName="vcci", MasterUsername="vcci_admin",
-        MasterUserPassword=seed.secret_value(), AllocatedStorage=500, MaxAllocatedStorage=1000,
-        StorageType="gp3", MultiAZ=not public, StorageEncrypted=True,
-        KmsKeyId=seed.ids[f"kms:{seed.region}"], BackupRetentionPeriod=7 if public else 30,
-        PreferredBackupWindow="02:00-03:00", PreferredMaintenanceWindow="sun:04:00-sun:05:00",
-        PubliclyAccessible=public, DBSubnetGroupName=DB_INSTANCE,
-        VpcSecurityGroupIds=[seed.ids["sg:db"]], DBParameterGroupName="vcci-staging-postgres15",
-        EnableCloudwatchLogsExports=["postgresql", "upgrade"], EnablePerformanceInsights=True,
-        MonitoringInterval=60, MonitoringRoleArn=seed.arn("iam", "role/rds-monitoring-role"),
-        DeletionProtection=True, CopyTagsToSnapshot=True, AutoMinorVersionUpgrade=True,
-        Tags=_tags(Name=DB_INSTANCE))
+        DBInstanceIdentifier=DB_INSTANCE,
+        DBInstanceClass="db.r6g.xlarge",
+        Engine="postgres",
+        EngineVersion="15.5",
+        DBName="vcci",
+        MasterUsername="vcci_admin",
+        MasterUserPassword=seed.secret_value(),
+        AllocatedStorage=500,
+        MaxAllocatedStorage=1000,
+        StorageType="gp3",
+        MultiAZ=not public,
+        StorageEncrypted=True,
+        KmsKeyId=seed.ids[f"kms:{seed.region}"],
+        BackupRetentionPeriod=7 if public else 30,
+        PreferredBackupWindow="02:00-03:00",
+        PreferredMaintenanceWindow="sun:04:00-sun:05:00",
+        PubliclyAccessible=public,
+        DBSubnetGroupName=DB_INSTANCE,
+        VpcSecurityGroupIds=[seed.ids["sg:db"]],
+        DBParameterGroupName="vcci-staging-postgres15",
+        EnableCloudwatchLogsExports=["postgresql", "upgrade"],
+        EnablePerformanceInsights=True,
+        MonitoringInterval=60,
+        MonitoringRoleArn=seed.arn("iam", "role/rds-monitoring-role"),
+        DeletionProtection=True,
+        CopyTagsToSnapshot=True,
+        AutoMinorVersionUpgrade=True,
+        Tags=_tags(Name=DB_INSTANCE),
+    )
     if "no-replicas" not in seed.broken:
         for replica, zone in zip(DB_REPLICAS, "bc", strict=True):
             rds.create_db_instance_read_replica(
-                DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=DB_INSTANCE,
-                DBInstanceClass="db.r6g.xlarge", AvailabilityZone=f"{seed.region}{zone}",
-                PubliclyAccessible=False, Tags=_tags(Name=replica))
-    rds.create_db_snapshot(DBSnapshotIdentifier=f"{DB_INSTANCE}-pre-release-{RELEASE}"
-                           .replace(".", "-"), DBInstanceIdentifier=DB_INSTANCE, Tags=_tags())
+                DBInstanceIdentifier=replica,
+                SourceDBInstanceIdentifier=DB_INSTANCE,
+                DBInstanceClass="db.r6g.xlarge",
+                AvailabilityZone=f"{seed.region}{zone}",
+                PubliclyAccessible=False,
+                Tags=_tags(Name=replica),
+            )
+    rds.create_db_snapshot(
+        DBSnapshotIdentifier=f"{DB_INSTANCE}-pre-release-{RELEASE}".replace(".", "-"),
+        DBInstanceIdentifier=DB_INSTANCE,
+        Tags=_tags(),
+    )
 
 
 def _parameter_group(rds: Any) -> None:
-    rds.create_db_parameter_group(DBParameterGroupName="vcci-staging-postgres15",
-                                  DBParameterGroupFamily="postgres15",
-                                  Description="GL-VCCI staging PostgreSQL 15", Tags=_tags())
+    rds.create_db_parameter_group(
+        DBParameterGroupName="vcci-staging-postgres15",
+        DBParameterGroupFamily="postgres15",
+        Description="GL-VCCI staging PostgreSQL 15",
+        Tags=_tags(),
+    )
     parameters = {  # why: 2.2.3 slow query log > 1 s; TLS only; pg_stat_statements for 7.1.2
         "log_min_duration_statement": "1000",
         "rds.force_ssl": "1",
@@ -596,9 +777,13 @@ def _parameter_group(rds: Any) -> None:
         "max_connections": "500",
         "autovacuum_vacuum_scale_factor": "0.05",
     }
-    rds.modify_db_parameter_group(DBParameterGroupName="vcci-staging-postgres15", Parameters=[
-        {"ParameterName": k, "ParameterValue": v, "ApplyMethod": "pending-reboot"}
-        for k, v in parameters.items()])
+    rds.modify_db_parameter_group(
+        DBParameterGroupName="vcci-staging-postgres15",
+        Parameters=[
+            {"ParameterName": k, "ParameterValue": v, "ApplyMethod": "pending-reboot"}
+            for k, v in parameters.items()
+        ],
+    )
 
 
 # --- ElastiCache --------------------------------------------------------------------------
@@ -607,17 +792,33 @@ def _parameter_group(rds: Any) -> None:
 def seed_elasticache(seed: Seeder) -> None:
     cache = seed.client("elasticache")
     cache.create_cache_subnet_group(
-        CacheSubnetGroupName=REDIS_GROUP, CacheSubnetGroupDescription="GL-VCCI staging Redis",
-        SubnetIds=[seed.ids[f"private:{z}"] for z in "abc"])
+        CacheSubnetGroupName=REDIS_GROUP,
+        CacheSubnetGroupDescription="GL-VCCI staging Redis",
+        SubnetIds=[seed.ids[f"private:{z}"] for z in "abc"],
+    )
     cache.create_replication_group(
-        ReplicationGroupId=REDIS_GROUP, ReplicationGroupDescription="GL-VCCI staging Redis 7",
-        Engine="redis", EngineVersion="7.1", CacheNodeType="cache.r7g.xlarge",
-        NumNodeGroups=3, ReplicasPerNodeGroup=1, AutomaticFailoverEnabled=True,
-        MultiAZEnabled=True, ClusterMode="enabled", AtRestEncryptionEnabled=True,
-        TransitEncryptionEnabled=True, AuthToken=seed.secret_value(),
-        KmsKeyId=seed.ids[f"kms:{seed.region}"], CacheSubnetGroupName=REDIS_GROUP,
-        SecurityGroupIds=[seed.ids["sg:redis"]], CacheParameterGroupName="default.redis7.cluster.on",
-        SnapshotRetentionLimit=7, SnapshotWindow="03:00-04:00", Port=6379, Tags=_tags())
+        ReplicationGroupId=REDIS_GROUP,
+        ReplicationGroupDescription="GL-VCCI staging Redis 7",
+        Engine="redis",
+        EngineVersion="7.1",
+        CacheNodeType="cache.r7g.xlarge",
+        NumNodeGroups=3,
+        ReplicasPerNodeGroup=1,
+        AutomaticFailoverEnabled=True,
+        MultiAZEnabled=True,
+        ClusterMode="enabled",
+        AtRestEncryptionEnabled=True,
+        TransitEncryptionEnabled=True,
+        AuthToken=seed.secret_value(),
+        KmsKeyId=seed.ids[f"kms:{seed.region}"],
+        CacheSubnetGroupName=REDIS_GROUP,
+        SecurityGroupIds=[seed.ids["sg:redis"]],
+        CacheParameterGroupName="default.redis7.cluster.on",
+        SnapshotRetentionLimit=7,
+        SnapshotWindow="03:00-04:00",
+        Port=6379,
+        Tags=_tags(),
+    )
 
 
 # --- Secrets Manager ----------------------------------------------------------------------
@@ -629,9 +830,13 @@ def seed_secrets(seed: Seeder) -> None:
     expires = (datetime.now(UTC) + timedelta(days=API_KEY_VALID_DAYS)).date().isoformat()
     for name in SECRETS:
         tags = _tags(**{EXPIRES_TAG: expires}) if name in API_KEY_SECRETS.values() else _tags()
-        manager.create_secret(Name=name, Description=f"GL-VCCI staging {name.rsplit('/', 1)[-1]}",
-                              SecretString=json.dumps({"value": seed.secret_value()}),
-                              KmsKeyId="alias/vcci-staging", Tags=tags)
+        manager.create_secret(
+            Name=name,
+            Description=f"GL-VCCI staging {name.rsplit('/', 1)[-1]}",
+            SecretString=json.dumps({"value": seed.secret_value()}),
+            KmsKeyId="alias/vcci-staging",
+            Tags=tags,
+        )
         if rotation:
             _rotate(seed, manager, name, rotation)
 
@@ -641,24 +846,42 @@ def _rotation_lambda(seed: Seeder) -> str:
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("rotate.py", "def handler(event, context):\n    return None\n")
     function = seed.client("lambda").create_function(
-        FunctionName="vcci-staging-secrets-rotation", Runtime="python3.11",
-        Role=seed.arn("iam", "role/vcci-secrets-rotation-role"), Handler="rotate.handler",
-        Code={"ZipFile": archive.getvalue()}, Timeout=30, Tags={"Environment": "staging"})
+        FunctionName="vcci-staging-secrets-rotation",
+        Runtime="python3.11",
+        Role=seed.arn("iam", "role/vcci-secrets-rotation-role"),
+        Handler="rotate.handler",
+        Code={"ZipFile": archive.getvalue()},
+        Timeout=30,
+        Tags={"Environment": "staging"},
+    )
     return str(function["FunctionArn"])
 
 
 def _rotate(seed: Seeder, manager: Any, name: str, function_arn: str) -> None:
     """RotateSecret, then what the rotation Lambda's create/finish steps would do."""
     days = 30 if name.endswith(("database", "redis", "jwt")) else 90
-    pending = manager.rotate_secret(SecretId=name, RotationLambdaARN=function_arn,
-                                    RotationRules={"AutomaticallyAfterDays": days})["VersionId"]
-    current = next(v for v, stages in manager.describe_secret(SecretId=name)
-                   ["VersionIdsToStages"].items() if "AWSCURRENT" in stages)
-    manager.put_secret_value(SecretId=name, ClientRequestToken=pending,
-                             SecretString=json.dumps({"value": seed.secret_value()}),
-                             VersionStages=["AWSPENDING"])
-    manager.update_secret_version_stage(SecretId=name, VersionStage="AWSCURRENT",
-                                        MoveToVersionId=pending, RemoveFromVersionId=current)
+    pending = manager.rotate_secret(
+        SecretId=name,
+        RotationLambdaARN=function_arn,
+        RotationRules={"AutomaticallyAfterDays": days},
+    )["VersionId"]
+    current = next(
+        v
+        for v, stages in manager.describe_secret(SecretId=name)["VersionIdsToStages"].items()
+        if "AWSCURRENT" in stages
+    )
+    manager.put_secret_value(
+        SecretId=name,
+        ClientRequestToken=pending,
+        SecretString=json.dumps({"value": seed.secret_value()}),
+        VersionStages=["AWSPENDING"],
+    )
+    manager.update_secret_version_stage(
+        SecretId=name,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=pending,
+        RemoveFromVersionId=current,
+    )
 
 
 # --- ECR ----------------------------------------------------------------------------------
@@ -668,11 +891,16 @@ def seed_ecr(seed: Seeder) -> None:
     ecr = seed.client("ecr")
     answers: list[dict[str, Any]] = []
     for repository in REPOSITORIES:
-        ecr.create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE",
-                              imageScanningConfiguration={"scanOnPush": True},
-                              encryptionConfiguration={"encryptionType": "KMS",
-                                                       "kmsKey": seed.ids[f"kms:{seed.region}"]},
-                              tags=_tags())
+        ecr.create_repository(
+            repositoryName=repository,
+            imageTagMutability="IMMUTABLE",
+            imageScanningConfiguration={"scanOnPush": True},
+            encryptionConfiguration={
+                "encryptionType": "KMS",
+                "kmsKey": seed.ids[f"kms:{seed.region}"],
+            },
+            tags=_tags(),
+        )
         digest = _push_image(ecr, repository)
         _push_signature(ecr, repository, digest)
         # scanOnPush is not simulated by moto: start the scan a push would have started.
@@ -680,19 +908,25 @@ def seed_ecr(seed: Seeder) -> None:
         seed.ids[f"image:{repository}"] = digest
         answers.extend([_clean_scan(repository, digest)] * SCAN_ANSWERS_PER_IMAGE)
     if "vulnerable-images" not in seed.broken:
-        seed.moto_api("static/ecr/scan-finding-results",
-                      {"results": answers, "region": seed.region, "account_id": ACCOUNT_ID})
+        seed.moto_api(
+            "static/ecr/scan-finding-results",
+            {"results": answers, "region": seed.region, "account_id": ACCOUNT_ID},
+        )
 
 
 def _manifest(config: str, layers: list[tuple[str, str]], media_type: str) -> str:
     from hashlib import sha256
 
     def blob(kind: str, text: str, size: int) -> dict[str, Any]:
-        return {"mediaType": kind, "size": size, "digest": "sha256:" + sha256(text.encode())
-                .hexdigest()}
+        return {
+            "mediaType": kind,
+            "size": size,
+            "digest": "sha256:" + sha256(text.encode()).hexdigest(),
+        }
 
     document = {
-        "schemaVersion": 2, "mediaType": media_type,
+        "schemaVersion": 2,
+        "mediaType": media_type,
         "config": blob("application/vnd.oci.image.config.v1+json", config, 7023),
         "layers": [blob(kind, text, 1024 * (i + 1) ** 3) for i, (kind, text) in enumerate(layers)],
     }
@@ -701,26 +935,40 @@ def _manifest(config: str, layers: list[tuple[str, str]], media_type: str) -> st
 
 def _push_image(ecr: Any, repository: str) -> str:
     layer = "application/vnd.oci.image.layer.v1.tar+gzip"
-    manifest = _manifest(f"{repository}:{RELEASE}:{GIT_SHA}",
-                         [(layer, f"base:python:3.11-slim:{repository}"),
-                          (layer, f"app:{repository}:{GIT_SHA}")],
-                         "application/vnd.oci.image.manifest.v1+json")
-    image = ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=RELEASE,
-                          imageManifestMediaType="application/vnd.oci.image.manifest.v1+json")
+    manifest = _manifest(
+        f"{repository}:{RELEASE}:{GIT_SHA}",
+        [(layer, f"base:python:3.11-slim:{repository}"), (layer, f"app:{repository}:{GIT_SHA}")],
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    image = ecr.put_image(
+        repositoryName=repository,
+        imageManifest=manifest,
+        imageTag=RELEASE,
+        imageManifestMediaType="application/vnd.oci.image.manifest.v1+json",
+    )
     digest: str = image["image"]["imageId"]["imageDigest"]
-    ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=f"git-{GIT_SHA}",
-                  imageManifestMediaType="application/vnd.oci.image.manifest.v1+json")
+    ecr.put_image(
+        repositoryName=repository,
+        imageManifest=manifest,
+        imageTag=f"git-{GIT_SHA}",
+        imageManifestMediaType="application/vnd.oci.image.manifest.v1+json",
+    )
     return digest
 
 
 def _push_signature(ecr: Any, repository: str, digest: str) -> None:
     """A cosign signature: an OCI manifest tagged ``sha256-<digest>.sig`` (1.2.5)."""
-    manifest = _manifest(f"cosign:{digest}",
-                         [("application/vnd.dev.cosign.simplesigning.v1+json", f"sig:{digest}")],
-                         "application/vnd.oci.image.manifest.v1+json")
-    ecr.put_image(repositoryName=repository, imageManifest=manifest,
-                  imageTag=digest.replace(":", "-") + ".sig",
-                  imageManifestMediaType="application/vnd.oci.image.manifest.v1+json")
+    manifest = _manifest(
+        f"cosign:{digest}",
+        [("application/vnd.dev.cosign.simplesigning.v1+json", f"sig:{digest}")],
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    ecr.put_image(
+        repositoryName=repository,
+        imageManifest=manifest,
+        imageTag=digest.replace(":", "-") + ".sig",
+        imageManifestMediaType="application/vnd.oci.image.manifest.v1+json",
+    )
 
 
 def _clean_scan(repository: str, digest: str) -> dict[str, Any]:
@@ -731,20 +979,32 @@ def _clean_scan(repository: str, digest: str) -> dict[str, Any]:
         _finding("SANDBOX-LOW-0002", "LOW", "coreutils", "9.1-1"),
     ]
     return {
-        "registryId": ACCOUNT_ID, "repositoryName": repository,
+        "registryId": ACCOUNT_ID,
+        "repositoryName": repository,
         "imageId": {"imageDigest": digest, "imageTag": RELEASE},
-        "imageScanStatus": {"status": "COMPLETE",
-                            "description": "The scan was completed successfully."},
-        "imageScanFindings": {"imageScanCompletedAt": now, "vulnerabilitySourceUpdatedAt": now,
-                              "findings": findings,
-                              "findingSeverityCounts": {"MEDIUM": 1, "LOW": 2}},
+        "imageScanStatus": {
+            "status": "COMPLETE",
+            "description": "The scan was completed successfully.",
+        },
+        "imageScanFindings": {
+            "imageScanCompletedAt": now,
+            "vulnerabilitySourceUpdatedAt": now,
+            "findings": findings,
+            "findingSeverityCounts": {"MEDIUM": 1, "LOW": 2},
+        },
     }
 
 
 def _finding(name: str, severity: str, package: str, version: str) -> dict[str, Any]:
-    return {"name": name, "severity": severity, "uri": "https://example.invalid/" + name,
-            "attributes": [{"key": "package_name", "value": package},
-                           {"key": "package_version", "value": version}]}
+    return {
+        "name": name,
+        "severity": severity,
+        "uri": "https://example.invalid/" + name,
+        "attributes": [
+            {"key": "package_name", "value": package},
+            {"key": "package_version", "value": version},
+        ],
+    }
 
 
 # --- load balancer ------------------------------------------------------------------------
@@ -752,43 +1012,81 @@ def _finding(name: str, severity: str, package: str, version: str) -> dict[str, 
 
 def seed_load_balancer(seed: Seeder) -> None:
     certificate = seed.client("acm").request_certificate(
-        DomainName=CERTIFICATE_DOMAIN, SubjectAlternativeNames=["vcci.greenlang.io"],
-        ValidationMethod="DNS", KeyAlgorithm="EC_prime256v1", Tags=_tags(),
+        DomainName=CERTIFICATE_DOMAIN,
+        SubjectAlternativeNames=["vcci.greenlang.io"],
+        ValidationMethod="DNS",
+        KeyAlgorithm="EC_prime256v1",
+        Tags=_tags(),
     )["CertificateArn"]
     elb = seed.client("elbv2")
     balancer = elb.create_load_balancer(
-        Name=LOAD_BALANCER, Subnets=[seed.ids[f"public:{z}"] for z in "abc"],
-        SecurityGroups=[seed.ids["sg:alb"]], Scheme="internet-facing", Type="application",
-        IpAddressType="ipv4", Tags=_tags())["LoadBalancers"][0]["LoadBalancerArn"]
-    elb.modify_load_balancer_attributes(LoadBalancerArn=balancer, Attributes=[
-        {"Key": "load_balancing.cross_zone.enabled", "Value": "true"},
-        {"Key": "deletion_protection.enabled", "Value": "true"},
-        {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"},
-        {"Key": "idle_timeout.timeout_seconds", "Value": "60"},
-    ])
+        Name=LOAD_BALANCER,
+        Subnets=[seed.ids[f"public:{z}"] for z in "abc"],
+        SecurityGroups=[seed.ids["sg:alb"]],
+        Scheme="internet-facing",
+        Type="application",
+        IpAddressType="ipv4",
+        Tags=_tags(),
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+    elb.modify_load_balancer_attributes(
+        LoadBalancerArn=balancer,
+        Attributes=[
+            {"Key": "load_balancing.cross_zone.enabled", "Value": "true"},
+            {"Key": "deletion_protection.enabled", "Value": "true"},
+            {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"},
+            {"Key": "idle_timeout.timeout_seconds", "Value": "60"},
+        ],
+    )
     group = _target_group(seed, elb)
-    elb.create_listener(LoadBalancerArn=balancer, Protocol="HTTPS", Port=443,
-                        SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
-                        Certificates=[{"CertificateArn": certificate}],
-                        DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
-    elb.create_listener(LoadBalancerArn=balancer, Protocol="HTTP", Port=80, DefaultActions=[
-        {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443",
-                                                "StatusCode": "HTTP_301"}}])
+    elb.create_listener(
+        LoadBalancerArn=balancer,
+        Protocol="HTTPS",
+        Port=443,
+        SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+        Certificates=[{"CertificateArn": certificate}],
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group}],
+    )
+    elb.create_listener(
+        LoadBalancerArn=balancer,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[
+            {
+                "Type": "redirect",
+                "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+            }
+        ],
+    )
 
 
 def _target_group(seed: Seeder, elb: Any) -> str:
     group: str = elb.create_target_group(
-        Name=TARGET_GROUP, Protocol="HTTP", Port=8000, VpcId=seed.ids["vpc"], TargetType="ip",
-        HealthCheckProtocol="HTTP", HealthCheckPath="/health/ready", HealthCheckPort="8000",
-        HealthCheckIntervalSeconds=15, HealthCheckTimeoutSeconds=5, HealthyThresholdCount=2,
-        UnhealthyThresholdCount=3, Matcher={"HttpCode": "200"}, Tags=_tags(),
+        Name=TARGET_GROUP,
+        Protocol="HTTP",
+        Port=8000,
+        VpcId=seed.ids["vpc"],
+        TargetType="ip",
+        HealthCheckProtocol="HTTP",
+        HealthCheckPath="/health/ready",
+        HealthCheckPort="8000",
+        HealthCheckIntervalSeconds=15,
+        HealthCheckTimeoutSeconds=5,
+        HealthyThresholdCount=2,
+        UnhealthyThresholdCount=3,
+        Matcher={"HttpCode": "200"},
+        Tags=_tags(),
     )["TargetGroups"][0]["TargetGroupArn"]
-    elb.modify_target_group_attributes(TargetGroupArn=group, Attributes=[
-        {"Key": "deregistration_delay.timeout_seconds", "Value": "300"},
-        {"Key": "load_balancing.cross_zone.enabled", "Value": "true"},
-    ])
-    elb.register_targets(TargetGroupArn=group, Targets=[
-        {"Id": f"10.40.{i * 16}.{10 + i}", "Port": 8000} for i in range(3)])
+    elb.modify_target_group_attributes(
+        TargetGroupArn=group,
+        Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "300"},
+            {"Key": "load_balancing.cross_zone.enabled", "Value": "true"},
+        ],
+    )
+    elb.register_targets(
+        TargetGroupArn=group,
+        Targets=[{"Id": f"10.40.{i * 16}.{10 + i}", "Port": 8000} for i in range(3)],
+    )
     return group
 
 
@@ -797,9 +1095,15 @@ def _target_group(seed: Seeder, elb: Any) -> str:
 
 def seed_cloudtrail(seed: Seeder) -> None:
     trail = seed.client("cloudtrail")
-    trail.create_trail(Name=TRAIL, S3BucketName=CLOUDTRAIL_BUCKET, IsMultiRegionTrail=True,
-                       IncludeGlobalServiceEvents=True, EnableLogFileValidation=True,
-                       KmsKeyId=seed.ids[f"kms:{seed.region}"], TagsList=_tags())
+    trail.create_trail(
+        Name=TRAIL,
+        S3BucketName=CLOUDTRAIL_BUCKET,
+        IsMultiRegionTrail=True,
+        IncludeGlobalServiceEvents=True,
+        EnableLogFileValidation=True,
+        KmsKeyId=seed.ids[f"kms:{seed.region}"],
+        TagsList=_tags(),
+    )
     if "trail-stopped" not in seed.broken:
         trail.start_logging(Name=TRAIL)
 
@@ -814,11 +1118,19 @@ def seed_observability(seed: Seeder) -> None:
     cloudwatch = seed.client("cloudwatch")
     for name, metric, threshold, operator in _db_alarms():
         cloudwatch.put_metric_alarm(
-            AlarmName=f"{DB_INSTANCE}-{name}", Namespace="AWS/RDS", MetricName=metric,
+            AlarmName=f"{DB_INSTANCE}-{name}",
+            Namespace="AWS/RDS",
+            MetricName=metric,
             Dimensions=[{"Name": "DBInstanceIdentifier", "Value": DB_INSTANCE}],
-            Statistic="Average", Period=60, EvaluationPeriods=5, Threshold=threshold,
-            ComparisonOperator=operator, TreatMissingData="breaching",
-            AlarmActions=[seed.arn("sns", "vcci-staging-alerts")], Tags=_tags())
+            Statistic="Average",
+            Period=60,
+            EvaluationPeriods=5,
+            Threshold=threshold,
+            ComparisonOperator=operator,
+            TreatMissingData="breaching",
+            AlarmActions=[seed.arn("sns", "vcci-staging-alerts")],
+            Tags=_tags(),
+        )
 
 
 def _db_alarms() -> list[tuple[str, str, float, str]]:

@@ -6,6 +6,7 @@ sandbox can outlive the command that started it (``vcci sandbox up``) and be sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -150,10 +151,8 @@ def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _alive(pid: int) -> bool:

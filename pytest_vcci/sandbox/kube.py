@@ -188,11 +188,17 @@ def application_expect() -> dict[str, Any]:
             "vcci-encryption": ["aes-256-key"],
         },
         "ingress": "vcci",
-        "ingress_controller": {"namespace": "ingress-nginx", "deployment": "ingress-nginx-controller"},
+        "ingress_controller": {
+            "namespace": "ingress-nginx",
+            "deployment": "ingress-nginx-controller",
+        },
         # 5.1.1 and 5.2.1: the in-cluster Prometheus and log shipper.
         "prometheus": {"namespace": "monitoring", "statefulset": "prometheus"},
-        "log_shipper": {"namespace": "logging", "daemonset": "fluent-bit",
-                        "configmap": "fluent-bit-config"},
+        "log_shipper": {
+            "namespace": "logging",
+            "daemonset": "fluent-bit",
+            "configmap": "fluent-bit-config",
+        },
     }
 
 
@@ -200,12 +206,19 @@ def application_expect() -> dict[str, Any]:
 
 # What the API server adds or runs by itself: never in a repository of manifests.
 RUNTIME_KINDS = frozenset({"Pod", "ReplicaSet", "Event", "EndpointSlice", "Node", "Secret"})
-RUNTIME_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation",
-                    "managedFields", "ownerReferences")
+RUNTIME_METADATA = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "ownerReferences",
+)
 
 
-def write_manifests_repository(source: Path, repository: Path, *,
-                               committed_days_ago: float = 2.0) -> Path:
+def write_manifests_repository(
+    source: Path, repository: Path, *, committed_days_ago: float = 2.0
+) -> Path:
     """A git repository of the declarative objects of ``source`` (no status, no Secrets, no
     runtime objects), committed ``committed_days_ago`` days ago: the GitOps repository the
     staging cluster was deployed from. Secrets are documented by name in SECRETS.md."""
@@ -234,18 +247,27 @@ def write_manifests_repository(source: Path, repository: Path, *,
                 obj.get("metadata", {}).pop(key, None)
             kept.append(obj)
         if kept:
-            (repository / "k8s" / path.name).write_text(
-                yaml.safe_dump_all(kept, sort_keys=False))
+            (repository / "k8s" / path.name).write_text(yaml.safe_dump_all(kept, sort_keys=False))
     (repository / "SECRETS.md").write_text(
         "# Secrets (documented, never exported)\n\nValues live in AWS Secrets Manager and are "
         "synced by external-secrets; only their names are kept here.\n\n"
-        + "".join(f"- `{name}`\n" for name in secrets_seen))
+        + "".join(f"- `{name}`\n" for name in secrets_seen)
+    )
     when = (dt.datetime.now(dt.UTC) - dt.timedelta(days=committed_days_ago)).isoformat()
-    env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when,
-           "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(repository)}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": when,
+        "GIT_COMMITTER_DATE": when,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(repository),
+    }
     identity = ["-c", "user.name=VCCI Platform", "-c", "user.email=platform@vcci.greenlang.io"]
-    for argv in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 [*identity, "commit", "-q", "-m", "staging: release 2.0.0"]):
-        subprocess.run(["git", *argv], cwd=repository, env=env, check=True,
-                       capture_output=True, timeout=30)
+    for argv in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        [*identity, "commit", "-q", "-m", "staging: release 2.0.0"],
+    ):
+        subprocess.run(
+            ["git", *argv], cwd=repository, env=env, check=True, capture_output=True, timeout=30
+        )
     return repository

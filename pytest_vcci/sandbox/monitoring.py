@@ -53,13 +53,24 @@ BREAKAGES: dict[str, str] = {
 }
 
 
-def _rule(alert: str, expr: str, duration: str, severity: str, checklist: str,
-          threshold: str, summary: str) -> dict[str, Any]:
+def _rule(
+    alert: str,
+    expr: str,
+    duration: str,
+    severity: str,
+    checklist: str,
+    threshold: str,
+    summary: str,
+) -> dict[str, Any]:
     return {
-        "alert": alert, "expr": expr, "for": duration,
+        "alert": alert,
+        "expr": expr,
+        "for": duration,
         "labels": {"severity": severity, "team": "vcci-platform"},
         "annotations": {
-            "summary": summary, "checklist": checklist, "threshold": threshold,
+            "summary": summary,
+            "checklist": checklist,
+            "threshold": threshold,
             "runbook_url": f"https://runbooks.vcci.greenlang.io/alerts/{alert}",
         },
     }
@@ -67,53 +78,121 @@ def _rule(alert: str, expr: str, duration: str, severity: str, checklist: str,
 
 def _db_disk_percent() -> str:
     volume = 'job="vcci-db-node",mountpoint="/var/lib/postgresql"'
-    return (f"100 * (1 - node_filesystem_avail_bytes{{{volume}}}"
-            f" / node_filesystem_size_bytes{{{volume}}})")
+    return (
+        f"100 * (1 - node_filesystem_avail_bytes{{{volume}}}"
+        f" / node_filesystem_size_bytes{{{volume}}})"
+    )
 
 
 def alert_rules() -> dict[str, Any]:
     """The rule file: 5.3.1, 2.2.3 and the Watchdog, as Prometheus loads it."""
     api = [
-        _rule("VcciApiErrorRateHigh",
-              '100 * sum(rate(http_requests_total{job="vcci-api",status=~"5.."}[5m]))'
-              ' / sum(rate(http_requests_total{job="vcci-api"}[5m])) > 1',
-              "5m", "critical", "5.3.1", "1", "API 5xx error rate above 1%"),
-        _rule("VcciApiLatencyP99High",
-              "histogram_quantile(0.99, sum by (le) (rate("
-              'http_request_duration_seconds_bucket{job="vcci-api"}[5m]))) > 2',
-              "10m", "warning", "5.3.1", "2", "API p99 latency above 2s"),
+        _rule(
+            "VcciApiErrorRateHigh",
+            '100 * sum(rate(http_requests_total{job="vcci-api",status=~"5.."}[5m]))'
+            ' / sum(rate(http_requests_total{job="vcci-api"}[5m])) > 1',
+            "5m",
+            "critical",
+            "5.3.1",
+            "1",
+            "API 5xx error rate above 1%",
+        ),
+        _rule(
+            "VcciApiLatencyP99High",
+            "histogram_quantile(0.99, sum by (le) (rate("
+            'http_request_duration_seconds_bucket{job="vcci-api"}[5m]))) > 2',
+            "10m",
+            "warning",
+            "5.3.1",
+            "2",
+            "API p99 latency above 2s",
+        ),
     ]
     database = [
-        _rule("VcciDatabaseCpuHigh", "max by (dbinstance_identifier) "
-              "(aws_rds_cpuutilization_average) > 80",
-              "15m", "warning", "5.3.1", "80", "Database CPU above 80%"),
-        _rule("VcciDatabaseDiskCritical", f"{_db_disk_percent()} > 85",
-              "5m", "critical", "5.3.1", "85", "Database disk above 85% used"),
-        _rule("VcciDatabaseDiskHigh", f"{_db_disk_percent()} > 80",
-              "15m", "warning", "2.2.3", "80", "Database disk above 80% used"),
-        _rule("VcciDatabaseConnectionsHigh",
-              "100 * sum by (instance) (pg_stat_database_numbackends)"
-              " / on (instance) max by (instance) (pg_settings_max_connections) > 80",
-              "5m", "warning", "2.2.3", "80", "Database connections above 80% of max"),
-        _rule("VcciDatabaseReplicationLagHigh",
-              "max by (instance) (pg_replication_lag_seconds) > 5",
-              "2m", "warning", "2.2.3", "5", "Replication lag above 5 seconds"),
+        _rule(
+            "VcciDatabaseCpuHigh",
+            "max by (dbinstance_identifier) (aws_rds_cpuutilization_average) > 80",
+            "15m",
+            "warning",
+            "5.3.1",
+            "80",
+            "Database CPU above 80%",
+        ),
+        _rule(
+            "VcciDatabaseDiskCritical",
+            f"{_db_disk_percent()} > 85",
+            "5m",
+            "critical",
+            "5.3.1",
+            "85",
+            "Database disk above 85% used",
+        ),
+        _rule(
+            "VcciDatabaseDiskHigh",
+            f"{_db_disk_percent()} > 80",
+            "15m",
+            "warning",
+            "2.2.3",
+            "80",
+            "Database disk above 80% used",
+        ),
+        _rule(
+            "VcciDatabaseConnectionsHigh",
+            "100 * sum by (instance) (pg_stat_database_numbackends)"
+            " / on (instance) max by (instance) (pg_settings_max_connections) > 80",
+            "5m",
+            "warning",
+            "2.2.3",
+            "80",
+            "Database connections above 80% of max",
+        ),
+        _rule(
+            "VcciDatabaseReplicationLagHigh",
+            "max by (instance) (pg_replication_lag_seconds) > 5",
+            "2m",
+            "warning",
+            "2.2.3",
+            "5",
+            "Replication lag above 5 seconds",
+        ),
     ]
     platform = [
-        _rule("VcciPodRestartRateHigh",
-              'increase(kube_pod_container_status_restarts_total{namespace=~"vcci-.*"}[1h]) > 5',
-              "0m", "warning", "5.3.1", "5", "Pod restarted more than 5 times in an hour"),
-        _rule("VcciWorkerQueueDepthHigh", "sum(worker_queue_depth) > 10000",
-              "10m", "warning", "5.3.1", "10000", "Worker queue deeper than 10,000"),
+        _rule(
+            "VcciPodRestartRateHigh",
+            'increase(kube_pod_container_status_restarts_total{namespace=~"vcci-.*"}[1h]) > 5',
+            "0m",
+            "warning",
+            "5.3.1",
+            "5",
+            "Pod restarted more than 5 times in an hour",
+        ),
+        _rule(
+            "VcciWorkerQueueDepthHigh",
+            "sum(worker_queue_depth) > 10000",
+            "10m",
+            "warning",
+            "5.3.1",
+            "10000",
+            "Worker queue deeper than 10,000",
+        ),
     ]
-    watchdog = _rule("Watchdog", "vector(1)", "0m", "none", "12.1.2", "",
-                     "Always firing: proves the alerting pipeline end to end")
-    return {"groups": [
-        {"name": "vcci-api", "rules": api},
-        {"name": "vcci-database", "rules": database},
-        {"name": "vcci-platform", "rules": platform},
-        {"name": "meta", "rules": [watchdog]},
-    ]}
+    watchdog = _rule(
+        "Watchdog",
+        "vector(1)",
+        "0m",
+        "none",
+        "12.1.2",
+        "",
+        "Always firing: proves the alerting pipeline end to end",
+    )
+    return {
+        "groups": [
+            {"name": "vcci-api", "rules": api},
+            {"name": "vcci-database", "rules": database},
+            {"name": "vcci-platform", "rules": platform},
+            {"name": "meta", "rules": [watchdog]},
+        ]
+    }
 
 
 def _scrape_job(name: str, urls: Sequence[str]) -> dict[str, Any]:
@@ -124,8 +203,12 @@ def _scrape_job(name: str, urls: Sequence[str]) -> dict[str, Any]:
         raise SandboxError(f"scrape targets of job {name} differ in scheme or path: {list(urls)}")
     scheme, path = schemes_paths.pop() if schemes_paths else ("http", "/metrics")
     targets = [p.netloc for p in parts]
-    return {"job_name": name, "scheme": scheme, "metrics_path": path,
-            "static_configs": [{"targets": targets, "labels": {"environment": "staging"}}]}
+    return {
+        "job_name": name,
+        "scheme": scheme,
+        "metrics_path": path,
+        "static_configs": [{"targets": targets, "labels": {"environment": "staging"}}],
+    }
 
 
 @dataclass
@@ -145,24 +228,55 @@ class AlertmanagerComponent(Component):
     def config(self) -> dict[str, Any]:
         sink = f"http://127.0.0.1:{self._sink_port}"
         return {
-            "global": {"resolve_timeout": "5m", "slack_api_url": f"{sink}/slack",
-                       "pagerduty_url": f"{sink}/pagerduty", "opsgenie_api_url": f"{sink}/opsgenie/"},
+            "global": {
+                "resolve_timeout": "5m",
+                "slack_api_url": f"{sink}/slack",
+                "pagerduty_url": f"{sink}/pagerduty",
+                "opsgenie_api_url": f"{sink}/opsgenie/",
+            },
             "route": _route(),
-            "inhibit_rules": [{"source_matchers": ['severity="critical"'],
-                               "target_matchers": ['severity="warning"'],
-                               "equal": ["alertname", "instance"]}],
+            "inhibit_rules": [
+                {
+                    "source_matchers": ['severity="critical"'],
+                    "target_matchers": ['severity="warning"'],
+                    "equal": ["alertname", "instance"],
+                }
+            ],
             "receivers": [
-                {"name": "pagerduty-critical", "pagerduty_configs": [
-                    {"routing_key": "sandbox-pagerduty-routing-key", "send_resolved": True,
-                     "severity": "critical"}]},
-                {"name": "opsgenie", "opsgenie_configs": [
-                    {"api_key": "sandbox-opsgenie-api-key", "priority": "P1",
-                     "responders": [{"name": "vcci-oncall", "type": "schedule"}]}]},
-                {"name": "slack-warnings", "slack_configs": [
-                    {"channel": "#vcci-alerts", "send_resolved": True,
-                     "title": "{{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})"}]},
-                {"name": "deadmansswitch", "webhook_configs": [
-                    {"url": f"{sink}/deadmansswitch", "send_resolved": False}]},
+                {
+                    "name": "pagerduty-critical",
+                    "pagerduty_configs": [
+                        {
+                            "routing_key": "sandbox-pagerduty-routing-key",
+                            "send_resolved": True,
+                            "severity": "critical",
+                        }
+                    ],
+                },
+                {
+                    "name": "opsgenie",
+                    "opsgenie_configs": [
+                        {
+                            "api_key": "sandbox-opsgenie-api-key",
+                            "priority": "P1",
+                            "responders": [{"name": "vcci-oncall", "type": "schedule"}],
+                        }
+                    ],
+                },
+                {
+                    "name": "slack-warnings",
+                    "slack_configs": [
+                        {
+                            "channel": "#vcci-alerts",
+                            "send_resolved": True,
+                            "title": "{{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})",
+                        }
+                    ],
+                },
+                {
+                    "name": "deadmansswitch",
+                    "webhook_configs": [{"url": f"{sink}/deadmansswitch", "send_resolved": False}],
+                },
             ],
         }
 
@@ -187,13 +301,23 @@ class AlertmanagerComponent(Component):
         config_file = directory / "alertmanager.yml"
         config_file.write_text(yaml.safe_dump(self.effective_config(), sort_keys=False))
         began = time.monotonic()
-        proc = self.spawn([
-            binary, f"--config.file={config_file}", f"--storage.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--cluster.listen-address=",  # no HA gossip: it would bind 0.0.0.0:9094
-        ], "alertmanager.log")
-        wait_until(lambda: _http_ok(f"{self.url}/-/ready"), "alertmanager", timeout=30,
-                   proc=proc, log=self.log_path("alertmanager.log"))
+        proc = self.spawn(
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",  # no HA gossip: it would bind 0.0.0.0:9094
+            ],
+            "alertmanager.log",
+        )
+        wait_until(
+            lambda: _http_ok(f"{self.url}/-/ready"),
+            "alertmanager",
+            timeout=30,
+            proc=proc,
+            log=self.log_path("alertmanager.log"),
+        )
         self.startup_seconds = time.monotonic() - began
 
     def env_tables(self) -> dict[str, dict[str, Any]]:
@@ -205,14 +329,29 @@ def _route() -> dict[str, Any]:
     return {
         "receiver": "slack-warnings",
         "group_by": ["alertname", "severity"],
-        "group_wait": "10s", "group_interval": "1m", "repeat_interval": "4h",
+        "group_wait": "10s",
+        "group_interval": "1m",
+        "repeat_interval": "4h",
         "routes": [
-            {"receiver": "deadmansswitch", "matchers": ['alertname="Watchdog"'],
-             "group_wait": "0s", "group_interval": "1m", "repeat_interval": "1m"},
-            {"receiver": "pagerduty-critical", "matchers": ['severity="critical"'],
-             "continue": True, "repeat_interval": "1h"},
-            {"receiver": "opsgenie", "matchers": ['severity="critical"'], "continue": True,
-             "group_wait": "5m"},
+            {
+                "receiver": "deadmansswitch",
+                "matchers": ['alertname="Watchdog"'],
+                "group_wait": "0s",
+                "group_interval": "1m",
+                "repeat_interval": "1m",
+            },
+            {
+                "receiver": "pagerduty-critical",
+                "matchers": ['severity="critical"'],
+                "continue": True,
+                "repeat_interval": "1h",
+            },
+            {
+                "receiver": "opsgenie",
+                "matchers": ['severity="critical"'],
+                "continue": True,
+                "group_wait": "5m",
+            },
             {"receiver": "slack-warnings", "matchers": ['severity=~"critical|warning"']},
         ],
     }
@@ -243,9 +382,12 @@ class PrometheusComponent(Component):
 
     def config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
-            "global": {"scrape_interval": self.scrape_interval, "scrape_timeout": "10s",
-                       "evaluation_interval": self.evaluation_interval,
-                       "external_labels": {"environment": "staging", "cluster": "vcci-staging"}},
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "scrape_timeout": "10s",
+                "evaluation_interval": self.evaluation_interval,
+                "external_labels": {"environment": "staging", "cluster": "vcci-staging"},
+            },
             "rule_files": ["rules/*.yml"],
             "scrape_configs": [
                 _scrape_job("prometheus", [f"{self.url}/metrics"]),
@@ -255,9 +397,15 @@ class PrometheusComponent(Component):
         }
         if self.alertmanager_url:
             target = urlsplit(self.alertmanager_url)
-            config["alerting"] = {"alertmanagers": [{
-                "scheme": target.scheme or "http", "path_prefix": target.path or "/",
-                "static_configs": [{"targets": [target.netloc]}]}]}
+            config["alerting"] = {
+                "alertmanagers": [
+                    {
+                        "scheme": target.scheme or "http",
+                        "path_prefix": target.path or "/",
+                        "static_configs": [{"targets": [target.netloc]}],
+                    }
+                ]
+            }
         return config
 
     def start(self) -> None:
@@ -274,42 +422,71 @@ class PrometheusComponent(Component):
         began = time.monotonic()
         if self.history is not None and self.scrape_targets:
             self._backfill(directory)
-        proc = self.spawn([
-            binary, f"--config.file={config_file}", f"--storage.tsdb.path={directory / 'data'}",
-            f"--storage.tsdb.retention.time={RETENTION}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            # Alerts evaluated before the Alertmanager is discovered (discovery updates every
-            # 5s) are re-sent after this delay; the default 1m would delay the Watchdog by 1m.
-            f"--rules.alert.resend-delay={self.resend_delay}",
-        ], "prometheus.log")
-        wait_until(lambda: _http_ok(f"{self.url}/-/ready"), "prometheus", timeout=30,
-                   proc=proc, log=self.log_path("prometheus.log"))
+        proc = self.spawn(
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--storage.tsdb.retention.time={RETENTION}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                # Alerts evaluated before the Alertmanager is discovered (discovery updates every
+                # 5s) are re-sent after this delay; the default 1m would delay the Watchdog by 1m.
+                f"--rules.alert.resend-delay={self.resend_delay}",
+            ],
+            "prometheus.log",
+        )
+        wait_until(
+            lambda: _http_ok(f"{self.url}/-/ready"),
+            "prometheus",
+            timeout=30,
+            proc=proc,
+            log=self.log_path("prometheus.log"),
+        )
         self.startup_seconds = time.monotonic() - began
 
     def _backfill(self, directory: Path) -> None:
         """promtool writes the history as TSDB blocks, with the labels a scrape would add."""
         assert self.history is not None
-        target = {"job": "vcci-api", "instance": urlsplit(self.scrape_targets[0]).netloc,
-                  "environment": "staging"}
+        target = {
+            "job": "vcci-api",
+            "instance": urlsplit(self.scrape_targets[0]).netloc,
+            "environment": "staging",
+        }
         families = self.history()
         if not families:
             return
         source = directory / "history.om"
         source.write_text(openmetrics(families, target))
         promtool = require_binary("promtool", PROMETHEUS_PACKAGE)
-        done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics",
-                               str(source), str(directory / "data")], capture_output=True,
-                              text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [
+                promtool,
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                str(source),
+                str(directory / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
         if done.returncode != 0:
-            raise SandboxError(f"promtool backfill failed ({done.returncode}): "
-                               f"{(done.stdout + done.stderr).strip()[-500:]}")
+            raise SandboxError(
+                f"promtool backfill failed ({done.returncode}): "
+                f"{(done.stdout + done.stderr).strip()[-500:]}"
+            )
 
     def rules(self) -> dict[str, Any]:
         """alert_rules() and the extra groups, less what ``broken`` takes away."""
         groups = [*alert_rules()["groups"], *self.extra_rule_groups]
         if "missing-alert-rule" in self.broken:
-            groups = [{**g, "rules": [r for r in g["rules"] if r["alert"] != "VcciWorkerQueueDepthHigh"]}
-                      for g in groups]
+            groups = [
+                {**g, "rules": [r for r in g["rules"] if r["alert"] != "VcciWorkerQueueDepthHigh"]}
+                for g in groups
+            ]
         return {"groups": groups}
 
     def scraped_once(self, job: str) -> bool:
@@ -317,7 +494,9 @@ class PrometheusComponent(Component):
         import requests
 
         answer = requests.get(f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=2)
-        targets = [t for t in answer.json()["data"]["activeTargets"] if t["labels"].get("job") == job]
+        targets = [
+            t for t in answer.json()["data"]["activeTargets"] if t["labels"].get("job") == job
+        ]
         return bool(targets) and all(t.get("health") != "unknown" for t in targets)
 
     def env_tables(self) -> dict[str, dict[str, Any]]:
@@ -355,8 +534,12 @@ class MonitoringComponent(Component):
         began = time.monotonic()
         unknown = set(self.broken) - set(BREAKAGES)
         if unknown:
-            raise SandboxError(f"unknown monitoring breakage(s) {sorted(unknown)}: {sorted(BREAKAGES)}")
-        self.alertmanager = AlertmanagerComponent(workdir=self.workdir, broken=frozenset(self.broken))
+            raise SandboxError(
+                f"unknown monitoring breakage(s) {sorted(unknown)}: {sorted(BREAKAGES)}"
+            )
+        self.alertmanager = AlertmanagerComponent(
+            workdir=self.workdir, broken=frozenset(self.broken)
+        )
         self._start(self.alertmanager)
         jobs: list[dict[str, Any]] = []
         groups: list[dict[str, Any]] = []
@@ -366,21 +549,32 @@ class MonitoringComponent(Component):
             blackbox = BlackboxComponent(workdir=self.workdir, probes=self.probe_targets)
             self._start(blackbox)
             jobs, groups = probe_jobs(blackbox.address, self.probe_targets), [probe_rules()]
-        self.prometheus = PrometheusComponent(workdir=self.workdir,
-                                              alertmanager_url=self.alertmanager.url,
-                                              scrape_targets=self.scrape_targets,
-                                              history=self.history, probe_jobs=jobs,
-                                              extra_rule_groups=groups,
-                                              broken=frozenset(self.broken))
+        self.prometheus = PrometheusComponent(
+            workdir=self.workdir,
+            alertmanager_url=self.alertmanager.url,
+            scrape_targets=self.scrape_targets,
+            history=self.history,
+            probe_jobs=jobs,
+            extra_rule_groups=groups,
+            broken=frozenset(self.broken),
+        )
         self._start(self.prometheus)
-        wait_until(lambda: watchdog_firing(self.alertmanager_url), "Watchdog alert in alertmanager",
-                   timeout=60, log=self.log_path("prometheus.log"))
+        wait_until(
+            lambda: watchdog_firing(self.alertmanager_url),
+            "Watchdog alert in alertmanager",
+            timeout=60,
+            log=self.log_path("prometheus.log"),
+        )
         if self.scrape_targets:
             # 30 s scrapes start at an offset within the interval: wait for the first one, so
             # the application's series have a sample as soon as the sandbox is up (5.1.3).
             prometheus = self.prometheus
-            wait_until(lambda: prometheus.scraped_once("vcci-api"), "first scrape of vcci-api",
-                       timeout=45, log=self.log_path("prometheus.log"))
+            wait_until(
+                lambda: prometheus.scraped_once("vcci-api"),
+                "first scrape of vcci-api",
+                timeout=45,
+                log=self.log_path("prometheus.log"),
+            )
         self.startup_seconds = time.monotonic() - began
         self.watchdog_seconds = self.startup_seconds
 
@@ -403,17 +597,24 @@ class MonitoringComponent(Component):
         return self.prometheus.url
 
     def env_tables(self) -> dict[str, dict[str, Any]]:
-        return {"prometheus": {"url": self.prometheus_url},
-                "alertmanager": {"url": self.alertmanager_url}}
+        return {
+            "prometheus": {"url": self.prometheus_url},
+            "alertmanager": {"url": self.alertmanager_url},
+        }
 
     def expect(self) -> dict[str, Any]:
         """Names the suites look for, for the environment file's [expect] table."""
         rules = [r["alert"] for g in alert_rules()["groups"] for r in g["rules"]]
-        return {"monitoring": {"alert_rules": rules, "receivers": list(RECEIVERS),
-                               "scrape_jobs": ["prometheus", "vcci-api"],
-                               **suite_expect(),
-                               # The job of the application's request metrics (11.1.3, 12.x).
-                               "api_job": "vcci-api"}}
+        return {
+            "monitoring": {
+                "alert_rules": rules,
+                "receivers": list(RECEIVERS),
+                "scrape_jobs": ["prometheus", "vcci-api"],
+                **suite_expect(),
+                # The job of the application's request metrics (11.1.3, 12.x).
+                "api_job": "vcci-api",
+            }
+        }
 
 
 def _http_ok(url: str) -> bool:
@@ -426,8 +627,11 @@ def watchdog_firing(alertmanager_url: str) -> bool:
     """True once Alertmanager holds an active Watchdog alert."""
     import requests
 
-    response = requests.get(f"{alertmanager_url}/api/v2/alerts",
-                            params={"active": "true", "filter": 'alertname="Watchdog"'}, timeout=2)
+    response = requests.get(
+        f"{alertmanager_url}/api/v2/alerts",
+        params={"active": "true", "filter": 'alertname="Watchdog"'},
+        timeout=2,
+    )
     return response.ok and bool(response.json())
 
 

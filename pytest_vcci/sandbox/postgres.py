@@ -135,8 +135,20 @@ class PostgresComponent(Component):
         if self.data_root is not None:
             for data in [*sorted(self.data_root.glob("replica*")), self.data_root / "primary"]:
                 if (data / "postmaster.pid").exists():
-                    self._run([self._bin("pg_ctl"), "stop", "-D", str(data), "-m", "fast",
-                               "-w", "-t", "10"], check=False)
+                    self._run(
+                        [
+                            self._bin("pg_ctl"),
+                            "stop",
+                            "-D",
+                            str(data),
+                            "-m",
+                            "fast",
+                            "-w",
+                            "-t",
+                            "10",
+                        ],
+                        check=False,
+                    )
         super().stop()
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
@@ -154,15 +166,19 @@ class PostgresComponent(Component):
             "ram": self.ram,
         }
         if self.tls:
-            table["non_tls_dsn"] = self.dsn(self.port, secret=f"${{{PASSWORD_VAR}}}",
-                                            sslmode="disable")
+            table["non_tls_dsn"] = self.dsn(
+                self.port, secret=f"${{{PASSWORD_VAR}}}", sslmode="disable"
+            )
         if self.pgbouncer_port:
             table["pgbouncer_dsn"] = self.dsn(self.pgbouncer_port, secret=f"${{{PASSWORD_VAR}}}")
         tables = {"postgres": table}
         if self.seed:
             # The application's typical reads, for the query probes of 7.1.2 and 11.1.3.
-            tables["performance"] = {"db_queries": list(APPLICATION_QUERIES),
-                                     "db_iterations": 200, "db_concurrency": 4}
+            tables["performance"] = {
+                "db_queries": list(APPLICATION_QUERIES),
+                "db_iterations": 200,
+                "db_concurrency": 4,
+            }
         return tables
 
     def env_vars(self) -> dict[str, str]:
@@ -170,32 +186,45 @@ class PostgresComponent(Component):
 
     def expect(self) -> dict[str, Any]:
         """What the suites compare against, for the environment file's [expect] table."""
-        return {"postgres": {
-            "alembic_head": self.alembic_head,
-            # Reference data (2.2.1): role -> table.
-            "reference_tables": {name: name for name in (
-                "emission_factors", "industry_codes", "countries", "currencies", "gwp_values")},
-            # Where the application records authentication and admin events (6.3.1).
-            "audit_table": "audit_log",
-            # Range-partitioned tables (2.1.4): quarterly emissions, monthly audit log.
-            "partitions": {
-                "emissions": {"table": "emissions", "key": "reporting_period"},
-                "audit_log": {"table": "audit_log", "key": "occurred_at"},
-            },
-        }}
+        return {
+            "postgres": {
+                "alembic_head": self.alembic_head,
+                # Reference data (2.2.1): role -> table.
+                "reference_tables": {
+                    name: name
+                    for name in (
+                        "emission_factors",
+                        "industry_codes",
+                        "countries",
+                        "currencies",
+                        "gwp_values",
+                    )
+                },
+                # Where the application records authentication and admin events (6.3.1).
+                "audit_table": "audit_log",
+                # Range-partitioned tables (2.1.4): quarterly emissions, monthly audit log.
+                "partitions": {
+                    "emissions": {"table": "emissions", "key": "reporting_period"},
+                    "audit_log": {"table": "audit_log", "key": "occurred_at"},
+                },
+            }
+        }
 
     def thresholds(self) -> dict[str, dict[str, Any]]:
         """Catalog thresholds this staging differs from by design ([thresholds] table)."""
         # The checklist names the production database; this one is the staging database.
         return {"2.1.1": {"database": self.database}}
 
-    def dsn(self, port: int | None = None, *, secret: str | None = None,
-            sslmode: str | None = None) -> str:
+    def dsn(
+        self, port: int | None = None, *, secret: str | None = None, sslmode: str | None = None
+    ) -> str:
         """The application's DSN; ``secret`` replaces the password (e.g. a ${VAR})."""
         mode = sslmode or ("require" if self.tls else "disable")
         password = self.password if secret is None else secret
-        return (f"postgresql://{self.app_user}:{password}@127.0.0.1:{port or self.port}"
-                f"/{self.database}?sslmode={mode}")
+        return (
+            f"postgresql://{self.app_user}:{password}@127.0.0.1:{port or self.port}"
+            f"/{self.database}?sslmode={mode}"
+        )
 
     # --- superuser access (tests and seeding only) ----------------------------------------
 
@@ -204,10 +233,13 @@ class PostgresComponent(Component):
         assert self.data_root is not None, "start() first"
         return self.data_root / "run"
 
-    def superuser_conninfo(self, port: int | None = None, dbname: str | None = None,
-                           timeout: int = 5) -> str:
-        return (f"host={self.socket_dir} port={port or self.port} user=postgres "
-                f"dbname={dbname or self.database} connect_timeout={timeout}")
+    def superuser_conninfo(
+        self, port: int | None = None, dbname: str | None = None, timeout: int = 5
+    ) -> str:
+        return (
+            f"host={self.socket_dir} port={port or self.port} user=postgres "
+            f"dbname={dbname or self.database} connect_timeout={timeout}"
+        )
 
     def superuser(self, port: int | None = None, dbname: str | None = None) -> Any:
         """An autocommit superuser psycopg connection (close it)."""
@@ -215,8 +247,7 @@ class PostgresComponent(Component):
 
         return psycopg.connect(self.superuser_conninfo(port, dbname), autocommit=True)
 
-    def superuser_value(self, sql: str, port: int | None = None,
-                        dbname: str | None = None) -> Any:
+    def superuser_value(self, sql: str, port: int | None = None, dbname: str | None = None) -> Any:
         with self.superuser(port, dbname) as conn:
             row = conn.execute(sql).fetchone()
             return row[0] if row else None
@@ -234,12 +265,19 @@ class PostgresComponent(Component):
         command = list(argv)
         if self._as_server_user():
             command = ["runuser", "-u", self.os_user, "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                              stdin=subprocess.DEVNULL, check=False)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         if check and done.returncode != 0:
             output = (done.stdout + done.stderr).strip().splitlines()[-15:]
-            raise SandboxError(f"{Path(argv[0]).name} failed ({done.returncode}):\n  "
-                               + "\n  ".join(output))
+            raise SandboxError(
+                f"{Path(argv[0]).name} failed ({done.returncode}):\n  " + "\n  ".join(output)
+            )
         return done.stdout
 
     def _give(self, path: Path) -> None:
@@ -265,13 +303,29 @@ class PostgresComponent(Component):
     def _reachable(self, path: Path) -> bool:
         if not self._as_server_user():
             return True
-        done = subprocess.run(["runuser", "-u", self.os_user, "--", "test", "-w", str(path)],
-                              check=False, capture_output=True)
+        done = subprocess.run(
+            ["runuser", "-u", self.os_user, "--", "test", "-w", str(path)],
+            check=False,
+            capture_output=True,
+        )
         return done.returncode == 0
 
     def _initdb(self, data: Path) -> None:
-        self._run([self._bin("initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
-                   f"--locale={self.locale}", "--auth=trust", "--no-sync", "--no-instructions"])
+        self._run(
+            [
+                self._bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                f"--locale={self.locale}",
+                "--auth=trust",
+                "--no-sync",
+                "--no-instructions",
+            ]
+        )
 
     def _configure_primary(self, data: Path) -> None:
         if self.tls:
@@ -325,10 +379,16 @@ class PostgresComponent(Component):
 
     def _launch(self, data: Path, log_name: str, port: int | None = None) -> int:
         port = port or free_port()
-        proc = self.spawn([self._bin("postgres"), "-D", str(data), "-p", str(port)],
-                          log_name, user=self.os_user)
-        wait_until(lambda: self._answers(port), f"postgres ({data.name})", timeout=30,
-                   proc=proc, log=self.log_path(log_name))
+        proc = self.spawn(
+            [self._bin("postgres"), "-D", str(data), "-p", str(port)], log_name, user=self.os_user
+        )
+        wait_until(
+            lambda: self._answers(port),
+            f"postgres ({data.name})",
+            timeout=30,
+            proc=proc,
+            log=self.log_path(log_name),
+        )
         return port
 
     def _answers(self, port: int) -> bool:
@@ -344,23 +404,36 @@ class PostgresComponent(Component):
         with self.superuser(dbname="postgres") as conn:
             # The server only ever sees the SCRAM verifier, never the password itself.
             verifier = conn.pgconn.encrypt_password(
-                self.password.encode(), self.app_user.encode(), b"scram-sha-256").decode()
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(self.app_user), sql.Literal(verifier)))
+                self.password.encode(), self.app_user.encode(), b"scram-sha-256"
+            ).decode()
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(self.app_user), sql.Literal(verifier)
+                )
+            )
             conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(self.app_user)))
-            conn.execute(sql.SQL(
-                "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' LOCALE {} TEMPLATE template0"
-            ).format(sql.Identifier(self.database), sql.Identifier(self.app_user),
-                     sql.Literal(self.locale)))
+            conn.execute(
+                sql.SQL(
+                    "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' LOCALE {} TEMPLATE template0"
+                ).format(
+                    sql.Identifier(self.database),
+                    sql.Identifier(self.app_user),
+                    sql.Literal(self.locale),
+                )
+            )
         with self.superuser() as conn:
             for extension in [*self.extensions, "pg_stat_statements"]:
-                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
-                    sql.Identifier(extension)))
+                conn.execute(
+                    sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension))
+                )
 
     def _seed_schema(self, began: float) -> None:
         script = schema_sql(
-            today=dt.date.today(), alembic_head=self.alembic_head, app_user=self.app_user,
-            emission_factors=self.emission_factors, industry_codes=self.industry_codes,
+            today=dt.date.today(),
+            alembic_head=self.alembic_head,
+            app_user=self.app_user,
+            emission_factors=self.emission_factors,
+            industry_codes=self.industry_codes,
             trigram="pg_trgm" in self.extensions,
         )
         with self.superuser() as conn:
@@ -374,9 +447,25 @@ class PostgresComponent(Component):
     def _start_replica(self, number: int) -> int:
         assert self.data_root is not None
         data = self.data_root / f"replica{number}"
-        self._run([self._bin("pg_basebackup"), "-D", str(data), "-R", "-X", "stream",
-                   "-c", "fast", "--no-sync", "-h", str(self.socket_dir), "-p", str(self.port),
-                   "-U", "postgres"])
+        self._run(
+            [
+                self._bin("pg_basebackup"),
+                "-D",
+                str(data),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+            ]
+        )
         port = free_port()
         with (data / "postgresql.auto.conf").open("a") as fh:
             # cluster_name becomes the walreceiver's application_name on the primary.
@@ -394,49 +483,67 @@ class PostgresComponent(Component):
         # logs in to the server with the client's SCRAM keys.
         verifier = self.superuser_value(
             f"SELECT rolpassword FROM pg_authid WHERE rolname = '{self.app_user}'",
-            dbname="postgres")
+            dbname="postgres",
+        )
         users = directory / "userlist.txt"
         users.write_text(f'"{self.app_user}" "{verifier}"\n')
         data = self.data_root / "primary"
         port = free_port()
         ini = directory / "pgbouncer.ini"
-        ini.write_text("\n".join([
-            "[databases]",
-            f"{self.database} = host=127.0.0.1 port={self.port} dbname={self.database}",
-            "[pgbouncer]",
-            "listen_addr = 127.0.0.1",
-            f"listen_port = {port}",
-            "unix_socket_dir =",
-            "auth_type = scram-sha-256",
-            f"auth_file = {users}",
-            "pool_mode = transaction",
-            "max_client_conn = 1000",
-            "default_pool_size = 20",
-            "client_tls_sslmode = require",
-            f"client_tls_cert_file = {data / 'server.crt'}",
-            f"client_tls_key_file = {data / 'server.key'}",
-            "server_tls_sslmode = require",
-            "ignore_startup_parameters = extra_float_digits",
-        ]) + "\n")
+        ini.write_text(
+            "\n".join(
+                [
+                    "[databases]",
+                    f"{self.database} = host=127.0.0.1 port={self.port} dbname={self.database}",
+                    "[pgbouncer]",
+                    "listen_addr = 127.0.0.1",
+                    f"listen_port = {port}",
+                    "unix_socket_dir =",
+                    "auth_type = scram-sha-256",
+                    f"auth_file = {users}",
+                    "pool_mode = transaction",
+                    "max_client_conn = 1000",
+                    "default_pool_size = 20",
+                    "client_tls_sslmode = require",
+                    f"client_tls_cert_file = {data / 'server.crt'}",
+                    f"client_tls_key_file = {data / 'server.key'}",
+                    "server_tls_sslmode = require",
+                    "ignore_startup_parameters = extra_float_digits",
+                ]
+            )
+            + "\n"
+        )
         for path in (users, ini):
             path.chmod(0o600)
             self._give(path)
         # `-u` rather than runuser: PgBouncer drops root itself and then stops at once on SIGTERM.
-        argv = [binary, "-u", self.os_user, str(ini)] if self._as_server_user() else [binary, str(ini)]
+        argv = (
+            [binary, "-u", self.os_user, str(ini)] if self._as_server_user() else [binary, str(ini)]
+        )
         proc = self.spawn(argv, "pgbouncer.log")
-        wait_until(lambda: port_open(port), "pgbouncer", timeout=15, proc=proc,
-                   log=self.log_path("pgbouncer.log"))
+        wait_until(
+            lambda: port_open(port),
+            "pgbouncer",
+            timeout=15,
+            proc=proc,
+            log=self.log_path("pgbouncer.log"),
+        )
         return port
 
     def _wait_streaming(self) -> None:
         if not self.replicas:
             return
         # Streaming, and caught up: a replica's data is the primary's when start() returns.
-        sql = ("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' "
-               "AND replay_lsn >= pg_current_wal_insert_lsn()")
-        wait_until(lambda: self.superuser_value(sql, dbname="postgres") == self.replicas,
-                   "postgres replicas streaming", timeout=60,
-                   log=self.log_path("postgres-replica1.log"))
+        sql = (
+            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' "
+            "AND replay_lsn >= pg_current_wal_insert_lsn()"
+        )
+        wait_until(
+            lambda: self.superuser_value(sql, dbname="postgres") == self.replicas,
+            "postgres replicas streaming",
+            timeout=60,
+            log=self.log_path("postgres-replica1.log"),
+        )
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -445,8 +552,9 @@ class PostgresComponent(Component):
 def pick_locale() -> str:
     """en_US.UTF-8 (what checklist 2.1.1 asks for) when installed, else C.UTF-8."""
     try:
-        available = subprocess.run(["locale", "-a"], capture_output=True, text=True,
-                                   check=False).stdout.split()
+        available = subprocess.run(
+            ["locale", "-a"], capture_output=True, text=True, check=False
+        ).stdout.split()
     except FileNotFoundError:
         available = []
     normalized = {name.lower().replace("-", "") for name in available}
@@ -458,8 +566,9 @@ def _conf_value(value: str) -> str:
     return value if plain else "'" + value.replace("'", "''") + "'"
 
 
-def write_self_signed_cert(cert_path: Path, key_path: Path, host: str = "127.0.0.1",
-                           days: int = 365) -> None:
+def write_self_signed_cert(
+    cert_path: Path, key_path: Path, host: str = "127.0.0.1", days: int = 365
+) -> None:
     """A self-signed server certificate (its own CA) for 127.0.0.1 and localhost."""
     import ipaddress
 
@@ -469,34 +578,53 @@ def write_self_signed_cert(cert_path: Path, key_path: Path, host: str = "127.0.0
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pytest-vcci sandbox"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pytest-vcci")])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "pytest-vcci sandbox"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pytest-vcci"),
+        ]
+    )
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]),
-            critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                              ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     key_path.chmod(0o600)
 
 
 def _iso_codes(name: str, key: str) -> list[dict[str, str]]:
     path = ISO_CODES / name
     if not path.is_file():
-        raise SandboxError(f"{path} not found: install it with "
-                           "`apt-get update && apt-get install -y iso-codes`")
+        raise SandboxError(
+            f"{path} not found: install it with `apt-get update && apt-get install -y iso-codes`"
+        )
     rows: list[dict[str, str]] = json.loads(path.read_text())[key]
     return rows
 
@@ -515,10 +643,13 @@ def _values(rows: Sequence[Sequence[object]]) -> str:
 
 def reference_data_sql() -> str:
     """ISO 3166 countries, ISO 4217 currencies and AR6 GWPs (tables created here)."""
-    countries = [(c["alpha_2"], c["alpha_3"], c["numeric"], c["name"])
-                 for c in _iso_codes("iso_3166-1.json", "3166-1")]
-    currencies = [(c["alpha_3"], c["numeric"], c["name"])
-                  for c in _iso_codes("iso_4217.json", "4217")]
+    countries = [
+        (c["alpha_2"], c["alpha_3"], c["numeric"], c["name"])
+        for c in _iso_codes("iso_3166-1.json", "3166-1")
+    ]
+    currencies = [
+        (c["alpha_3"], c["numeric"], c["name"]) for c in _iso_codes("iso_4217.json", "4217")
+    ]
     return f"""
 CREATE TABLE countries (code char(2) PRIMARY KEY, alpha3 char(3) NOT NULL UNIQUE,
   numeric_code char(3) NOT NULL UNIQUE, name text NOT NULL);
@@ -548,17 +679,28 @@ def partition_sql(today: dt.date) -> str:
     parts = []
     for offset in range(-4, 2):
         lo, hi = _quarter_start(today, offset), _quarter_start(today, offset + 1)
-        parts.append(f"CREATE TABLE emissions_{lo.year}q{(lo.month - 1) // 3 + 1} PARTITION OF "
-                     f"emissions FOR VALUES FROM ('{lo}') TO ('{hi}');")
+        parts.append(
+            f"CREATE TABLE emissions_{lo.year}q{(lo.month - 1) // 3 + 1} PARTITION OF "
+            f"emissions FOR VALUES FROM ('{lo}') TO ('{hi}');"
+        )
     for offset in range(-2, 2):
         lo, hi = _month_start(today, offset), _month_start(today, offset + 1)
-        parts.append(f"CREATE TABLE audit_log_{lo:%Y_%m} PARTITION OF audit_log "
-                     f"FOR VALUES FROM ('{lo}') TO ('{hi}');")
+        parts.append(
+            f"CREATE TABLE audit_log_{lo:%Y_%m} PARTITION OF audit_log "
+            f"FOR VALUES FROM ('{lo}') TO ('{hi}');"
+        )
     return "\n".join(parts)
 
 
-def schema_sql(*, today: dt.date, alembic_head: str, app_user: str, emission_factors: int,
-               industry_codes: int, trigram: bool) -> str:
+def schema_sql(
+    *,
+    today: dt.date,
+    alembic_head: str,
+    app_user: str,
+    emission_factors: int,
+    industry_codes: int,
+    trigram: bool,
+) -> str:
     """The VCCI schema and its data in one script (data first, indexes after: faster)."""
     # Without pg_trgm (a broken variant) a btree stands in, so only 2.1.1 notices.
     trgm = "USING gin ({} gin_trgm_ops)" if trigram else "({})"

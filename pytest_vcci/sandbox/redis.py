@@ -64,8 +64,10 @@ class RedisComponent(Component):
         self._seed_standalone()
         self.timings["standalone"] = round(time.monotonic() - began, 3)
         if self.cluster:
-            self.cluster_ports = [self._launch(f"cluster-{i + 1}", cluster=True)
-                                  for i in range(self.cluster_masters * 2)]
+            self.cluster_ports = [
+                self._launch(f"cluster-{i + 1}", cluster=True)
+                for i in range(self.cluster_masters * 2)
+            ]
             self._create_cluster()
             self._seed_cluster()
         self.timings["total"] = round(time.monotonic() - began, 3)
@@ -88,8 +90,14 @@ class RedisComponent(Component):
     def scheme(self) -> str:
         return "rediss" if self.tls else "redis"
 
-    def url(self, port: int | None = None, *, secret: str | None = None, db: int | None = 0,
-            user: str | None = None) -> str:
+    def url(
+        self,
+        port: int | None = None,
+        *,
+        secret: str | None = None,
+        db: int | None = 0,
+        user: str | None = None,
+    ) -> str:
         """The application's URL; ``secret`` replaces the password (e.g. a ${VAR})."""
         password = self.password if secret is None else secret
         who = f"{user or self.app_user}:{password}@" if password else ""
@@ -117,12 +125,19 @@ class RedisComponent(Component):
         """A plain redis-py client as the ``default`` (admin) user; close it."""
         import redis
 
-        kwargs: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.cert_path)} if self.tls \
-            else {}
+        kwargs: dict[str, Any] = (
+            {"ssl": True, "ssl_ca_certs": str(self.cert_path)} if self.tls else {}
+        )
         password = self.admin_password if self.auth else None
-        return redis.Redis(host="127.0.0.1", port=port or self.port, password=password,
-                           socket_connect_timeout=3, socket_timeout=10, decode_responses=True,
-                           **kwargs)
+        return redis.Redis(
+            host="127.0.0.1",
+            port=port or self.port,
+            password=password,
+            socket_connect_timeout=3,
+            socket_timeout=10,
+            decode_responses=True,
+            **kwargs,
+        )
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -141,17 +156,27 @@ class RedisComponent(Component):
         if self.auth:
             lines.append(f"requirepass {self.admin_password}")
         if self.tls:
-            lines += ["port 0", f"tls-port {port}", f"tls-cert-file {self.cert_path}",
-                      f"tls-key-file {self.key_path}", f"tls-ca-cert-file {self.cert_path}",
-                      "tls-auth-clients no", 'tls-protocols "TLSv1.2 TLSv1.3"']
+            lines += [
+                "port 0",
+                f"tls-port {port}",
+                f"tls-cert-file {self.cert_path}",
+                f"tls-key-file {self.key_path}",
+                f"tls-ca-cert-file {self.cert_path}",
+                "tls-auth-clients no",
+                'tls-protocols "TLSv1.2 TLSv1.3"',
+            ]
         else:
             lines.append(f"port {port}")
         if cluster:
             # The bus port defaults to port+10000, which may not exist or be free.
-            lines += ["cluster-enabled yes", "cluster-config-file nodes.conf",
-                      "cluster-node-timeout 5000", f"cluster-port {free_port()}",
-                      # Replicas sync at once instead of waiting 5 s for more of them.
-                      "repl-diskless-sync-delay 0"]
+            lines += [
+                "cluster-enabled yes",
+                "cluster-config-file nodes.conf",
+                "cluster-node-timeout 5000",
+                f"cluster-port {free_port()}",
+                # Replicas sync at once instead of waiting 5 s for more of them.
+                "repl-diskless-sync-delay 0",
+            ]
             if self.auth:
                 lines.append(f"masterauth {self.admin_password}")
             if self.tls:
@@ -168,8 +193,13 @@ class RedisComponent(Component):
         conf.chmod(0o600)  # it holds the passwords
         log = f"redis-{label}.log"
         proc = self.spawn([binary, str(conf)], log)
-        wait_until(lambda: self._pings(port), f"redis ({label})", timeout=20, proc=proc,
-                   log=self.log_path(log))
+        wait_until(
+            lambda: self._pings(port),
+            f"redis ({label})",
+            timeout=20,
+            proc=proc,
+            log=self.log_path(log),
+        )
         return port
 
     def _pings(self, port: int) -> bool:
@@ -182,11 +212,17 @@ class RedisComponent(Component):
             pipe = client.pipeline(transaction=False)
             for _ in range(self.sessions):
                 session = {"user_id": str(uuid.UUID(int=rng.getrandbits(128))), "tenant": "t1"}
-                pipe.set(f"session:{uuid.uuid4()}", json.dumps(session),
-                         ex=rng.randint(600, SESSION_TTL_MAX))
+                pipe.set(
+                    f"session:{uuid.uuid4()}",
+                    json.dumps(session),
+                    ex=rng.randint(600, SESSION_TTL_MAX),
+                )
             for n in range(self.cache_keys):
-                pipe.set(f"cache:emission_factor:{n}", json.dumps({"co2e": n / 10}),
-                         ex=rng.randint(300, 3600))
+                pipe.set(
+                    f"cache:emission_factor:{n}",
+                    json.dumps({"co2e": n / 10}),
+                    ex=rng.randint(300, 3600),
+                )
             pipe.execute()
             self._warm(client)
 
@@ -200,16 +236,27 @@ class RedisComponent(Component):
         pipe.execute()
 
     def _create_cluster(self) -> None:
-        command = [require_binary("redis-cli", "redis-tools"), "--cluster", "create",
-                   *(f"127.0.0.1:{p}" for p in self.cluster_ports),
-                   "--cluster-replicas", "1", "--cluster-yes"]
+        command = [
+            require_binary("redis-cli", "redis-tools"),
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{p}" for p in self.cluster_ports),
+            "--cluster-replicas",
+            "1",
+            "--cluster-yes",
+        ]
         if self.tls:
             command += ["--tls", "--cacert", str(self.cert_path)]
         # REDISCLI_AUTH keeps the password off the command line (and out of `ps`).
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False,
-                              env={**os.environ, "REDISCLI_AUTH": self.admin_password}
-                              if self.auth else None,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "REDISCLI_AUTH": self.admin_password} if self.auth else None,
+            stdin=subprocess.DEVNULL,
+        )
         log = self.log_path("redis-cluster-create.log")
         log.write_text(done.stdout + done.stderr)
         if done.returncode != 0:
@@ -221,7 +268,8 @@ class RedisComponent(Component):
             with self.admin(port) as client:
                 info = client.cluster("INFO")
                 if info.get("cluster_state") != "ok" or int(info["cluster_known_nodes"]) != len(
-                        self.cluster_ports):
+                    self.cluster_ports
+                ):
                     return False
                 replication = client.info("replication")
                 if replication["role"] == "slave" and replication["master_link_status"] != "up":
@@ -231,12 +279,18 @@ class RedisComponent(Component):
     def _seed_cluster(self) -> None:
         from redis.cluster import RedisCluster
 
-        kwargs: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.cert_path)} if self.tls \
-            else {}
-        client = RedisCluster(host="127.0.0.1", port=self.cluster_ports[0],
-                              password=self.admin_password if self.auth else None,
-                              decode_responses=True,
-                              socket_connect_timeout=3, socket_timeout=10, **kwargs)
+        kwargs: dict[str, Any] = (
+            {"ssl": True, "ssl_ca_certs": str(self.cert_path)} if self.tls else {}
+        )
+        client = RedisCluster(
+            host="127.0.0.1",
+            port=self.cluster_ports[0],
+            password=self.admin_password if self.auth else None,
+            decode_responses=True,
+            socket_connect_timeout=3,
+            socket_timeout=10,
+            **kwargs,
+        )
         try:
             for _ in range(50):
                 client.set(f"session:{uuid.uuid4()}", "{}", ex=SESSION_TTL_MAX)

@@ -36,31 +36,49 @@ TARGET = "aws"
 # Start/Stop/Rotate/Terminate/Invoke/Assume/...) is refused.
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "BatchGet")
 # Reads whose names do not start with a read prefix.
-READ_OPERATIONS = frozenset({
-    "BatchCheckLayerAvailability",      # ECR: are these layers present
-    "SimulatePrincipalPolicy",          # IAM: least-privilege checks evaluate, change nothing
-    "SimulateCustomPolicy",
-})
+READ_OPERATIONS = frozenset(
+    {
+        "BatchCheckLayerAvailability",  # ECR: are these layers present
+        "SimulatePrincipalPolicy",  # IAM: least-privilege checks evaluate, change nothing
+        "SimulateCustomPolicy",
+    }
+)
 # Reads that would bring a secret (or a credential) into the process: secrets never leave.
-SECRET_READS = frozenset({
-    "GetSecretValue", "BatchGetSecretValue",          # Secrets Manager values
-    "GetAuthorizationToken",                          # ECR docker login password
-    "GetPasswordData",                                # EC2 Windows administrator password
-    "GetSessionToken", "GetFederationToken",          # STS: mint credentials
-    "GetCredentialsForIdentity", "GetOpenIdToken",    # Cognito identity
-    "GetClusterCredentials", "GetClusterCredentialsWithIAM",  # Redshift
-    "GetRoleCredentials",                             # SSO
-})
+SECRET_READS = frozenset(
+    {
+        "GetSecretValue",
+        "BatchGetSecretValue",  # Secrets Manager values
+        "GetAuthorizationToken",  # ECR docker login password
+        "GetPasswordData",  # EC2 Windows administrator password
+        "GetSessionToken",
+        "GetFederationToken",  # STS: mint credentials
+        "GetCredentialsForIdentity",
+        "GetOpenIdToken",  # Cognito identity
+        "GetClusterCredentials",
+        "GetClusterCredentialsWithIAM",  # Redshift
+        "GetRoleCredentials",  # SSO
+    }
+)
 # SSM reads that decrypt SecureString parameters when asked to.
-DECRYPTING_READS = frozenset({"GetParameter", "GetParameters", "GetParametersByPath",
-                              "GetParameterHistory"})
+DECRYPTING_READS = frozenset(
+    {"GetParameter", "GetParameters", "GetParametersByPath", "GetParameterHistory"}
+)
 
 # Error codes that mean "these credentials do not work here" (not "this one call is denied").
-AUTH_ERROR_CODES = frozenset({
-    "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
-    "InvalidAccessKeyId", "ExpiredToken", "ExpiredTokenException", "AuthFailure",
-    "RequestExpired", "InvalidSignatureException", "MissingAuthenticationToken",
-})
+AUTH_ERROR_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "AuthFailure",
+        "RequestExpired",
+        "InvalidSignatureException",
+        "MissingAuthenticationToken",
+    }
+)
 
 
 def is_read_operation(operation: str, params: dict[str, Any] | None = None) -> bool:
@@ -83,8 +101,14 @@ def connection_errors() -> tuple[type[BaseException], ...]:
         ReadTimeoutError,
     )
 
-    return (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
-            ConnectionClosedError, NoCredentialsError, PartialCredentialsError)
+    return (
+        EndpointConnectionError,
+        ConnectTimeoutError,
+        ReadTimeoutError,
+        ConnectionClosedError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -169,8 +193,10 @@ class Cloud:
                 read_timeout=table.connect_timeout if probe else table.read_timeout,
                 # total_max_attempts counts the first request; botocore's "max_attempts"
                 # would count retries only (one more request than the table says).
-                retries={"total_max_attempts": 1 if probe else table.max_attempts,
-                         "mode": "standard"},
+                retries={
+                    "total_max_attempts": 1 if probe else table.max_attempts,
+                    "mode": "standard",
+                },
                 user_agent_extra="pytest-vcci",
             )
             self._clients[key] = self._boto_session().client(

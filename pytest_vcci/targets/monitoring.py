@@ -60,8 +60,9 @@ class HttpTarget:
 
     kind = "http"
 
-    def __init__(self, table: HttpTable, gate: TargetGate | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, table: HttpTable, gate: TargetGate | None = None, name: str | None = None
+    ) -> None:
         self.table = table
         self.gate = gate
         self.name = name or self.kind
@@ -74,9 +75,14 @@ class HttpTarget:
     def describe(self) -> dict[str, Any]:
         """What this target is, for evidence: never a token."""
         table = self.table
-        return {"url": _safe_url(table.url), "auth": "bearer" if self._token() else "none",
-                "ca_bundle": table.ca_bundle, "verify_tls": table.verify_tls,
-                "connect_timeout": table.connect_timeout, "read_timeout": table.read_timeout}
+        return {
+            "url": _safe_url(table.url),
+            "auth": "bearer" if self._token() else "none",
+            "ca_bundle": table.ca_bundle,
+            "verify_tls": table.verify_tls,
+            "connect_timeout": table.connect_timeout,
+            "read_timeout": table.read_timeout,
+        }
 
     def _token(self) -> str | None:
         # Grafana API keys and service-account tokens are bearer tokens too.
@@ -110,14 +116,19 @@ class HttpTarget:
         with self.watch():
             response = self._session().get(url, params=_clean(params), timeout=timeout)
         if not 200 <= response.status_code < 300:
-            raise MonitoringError(self.name, _safe_url(url), response.status_code,
-                                  _brief(response.text))
+            raise MonitoringError(
+                self.name, _safe_url(url), response.status_code, _brief(response.text)
+            )
         try:
             return response.json()
         except ValueError:
             kind = response.headers.get("Content-Type", "unknown content type")
-            raise MonitoringError(self.name, _safe_url(url), response.status_code,
-                                  f"not JSON ({kind}): {_brief(response.text)}") from None
+            raise MonitoringError(
+                self.name,
+                _safe_url(url),
+                response.status_code,
+                f"not JSON ({kind}): {_brief(response.text)}",
+            ) from None
 
     @contextmanager
     def watch(self) -> Iterator[None]:
@@ -199,8 +210,9 @@ class Prometheus(HttpTarget):
         body = self.get(f"/api/v1/{path}", params)
         if not isinstance(body, dict) or body.get("status") != "success":
             detail = body.get("error", body) if isinstance(body, dict) else body
-            raise MonitoringError(self.name, _safe_url(self.url(f"/api/v1/{path}")), None,
-                                  f"API error: {detail}")
+            raise MonitoringError(
+                self.name, _safe_url(self.url(f"/api/v1/{path}")), None, f"API error: {detail}"
+            )
         return body.get("data")
 
     def probe(self) -> object:
@@ -215,10 +227,13 @@ class Prometheus(HttpTarget):
             return [{"metric": {}, "value": result}]
         return list(result)
 
-    def query_range(self, expr: str, start: datetime | float, end: datetime | float,
-                    step: str | float) -> list[dict[str, Any]]:
-        data = self.api("query_range", {"query": expr, "start": _timestamp(start),
-                                        "end": _timestamp(end), "step": step})
+    def query_range(
+        self, expr: str, start: datetime | float, end: datetime | float, step: str | float
+    ) -> list[dict[str, Any]]:
+        data = self.api(
+            "query_range",
+            {"query": expr, "start": _timestamp(start), "end": _timestamp(end), "step": step},
+        )
         return list(data.get("result", []))
 
     def rules(self, rule_type: str | None = None) -> list[dict[str, Any]]:
@@ -285,11 +300,20 @@ class Alertmanager(HttpTarget):
     def receivers(self) -> list[str]:
         return [str(r["name"]) for r in self.get("/api/v2/receivers")]
 
-    def alerts(self, active: bool = True, silenced: bool = False, inhibited: bool = False,
-               matchers: Sequence[str] = ()) -> list[dict[str, Any]]:
+    def alerts(
+        self,
+        active: bool = True,
+        silenced: bool = False,
+        inhibited: bool = False,
+        matchers: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
         """Alerts held by Alertmanager; ``matchers`` like ``alertname="Watchdog"``."""
-        params: Params = {"active": active, "silenced": silenced, "inhibited": inhibited,
-                          "filter": list(matchers) or None}
+        params: Params = {
+            "active": active,
+            "silenced": silenced,
+            "inhibited": inhibited,
+            "filter": list(matchers) or None,
+        }
         return list(self.get("/api/v2/alerts", params))
 
 
@@ -355,5 +379,13 @@ def grafana(vcci_context: RunContext) -> Grafana:
     return target
 
 
-__all__ = ["Alertmanager", "Grafana", "HttpTarget", "MonitoringError", "Prometheus",
-           "alertmanager", "grafana", "prometheus"]
+__all__ = [
+    "Alertmanager",
+    "Grafana",
+    "HttpTarget",
+    "MonitoringError",
+    "Prometheus",
+    "alertmanager",
+    "grafana",
+    "prometheus",
+]

@@ -84,8 +84,9 @@ def check_statement(sql: str) -> None:
     keyword = first.group(1) if first else ""
     if keyword not in READ_STATEMENTS:
         shown = keyword.upper() or "an empty statement"
-        raise ReadOnlyViolation(TARGET, f"{shown} (only {', '.join(READ_STATEMENTS).upper()} "
-                                        "are sent)")
+        raise ReadOnlyViolation(
+            TARGET, f"{shown} (only {', '.join(READ_STATEMENTS).upper()} are sent)"
+        )
     called = SIDE_EFFECT_FUNCTIONS.search(code)
     if called:
         raise ReadOnlyViolation(TARGET, f"{called.group(1)}() (it has side effects)")
@@ -106,8 +107,10 @@ def connection_params(dsn: str, table: PostgresTable) -> dict[str, Any]:
     except ProgrammingError:
         # libpq's message quotes the DSN, password included: say where, not what.
         raise ValueError("[postgres] DSN is not a valid libpq URL or key=value string") from None
-    forced = (f"-c default_transaction_read_only=on -c statement_timeout="
-              f"{table.statement_timeout_ms} -c standard_conforming_strings=on")
+    forced = (
+        f"-c default_transaction_read_only=on -c statement_timeout="
+        f"{table.statement_timeout_ms} -c standard_conforming_strings=on"
+    )
     # Ours come last: the server applies -c options in order, so they win over the DSN's.
     params["options"] = f"{params['options']} {forced}" if params.get("options") else forced
     params["connect_timeout"] = max(2, math.ceil(table.connect_timeout))
@@ -121,8 +124,14 @@ def connection_params(dsn: str, table: PostgresTable) -> dict[str, Any]:
 class Database:
     """One PostgreSQL server (primary or replica), reached read-only."""
 
-    def __init__(self, table: PostgresTable, gate: TargetGate, *, dsn: str | None = None,
-                 target: str = TARGET) -> None:
+    def __init__(
+        self,
+        table: PostgresTable,
+        gate: TargetGate,
+        *,
+        dsn: str | None = None,
+        target: str = TARGET,
+    ) -> None:
         self.table = table
         self.gate = gate
         self.target = target
@@ -212,16 +221,18 @@ class Database:
 
     def tls(self) -> dict[str, Any]:
         """This session's TLS as the server sees it: ssl, version, cipher, bits."""
-        rows = self.rows("SELECT ssl, version, cipher, bits FROM pg_stat_ssl "
-                         "WHERE pid = pg_backend_pid()")
+        rows = self.rows(
+            "SELECT ssl, version, cipher, bits FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        )
         return rows[0] if rows else {"ssl": False, "version": None, "cipher": None, "bits": None}
 
     def replicas(self) -> list[Database]:
         """One Database per configured replica DSN (each with its own fail-fast state)."""
         if self._replicas is None:
-            self._replicas = [Database(self.table, self.gate, dsn=dsn,
-                                       target=f"{self.target}-replica-{n}")
-                              for n, dsn in enumerate(self.table.replicas, start=1)]
+            self._replicas = [
+                Database(self.table, self.gate, dsn=dsn, target=f"{self.target}-replica-{n}")
+                for n, dsn in enumerate(self.table.replicas, start=1)
+            ]
         return self._replicas
 
     # --- the one way to the server --------------------------------------------------------
@@ -237,14 +248,18 @@ class Database:
                 with _Watchdog(conn, self.table.read_timeout, fired):
                     return work(conn)
             except psycopg.errors.ReadOnlySqlTransaction as exc:
-                raise ReadOnlyViolation(self.target, f"a write: the server said "
-                                                     f"{one_line(exc)}") from None
+                raise ReadOnlyViolation(
+                    self.target, f"a write: the server said {one_line(exc)}"
+                ) from None
             except psycopg.OperationalError as exc:
                 if not (fired.is_set() or self._conn is None or self._conn.broken):
                     raise  # e.g. statement_timeout: this query, not the server
                 self._disconnect()
-                cause = (f"TimeoutError: {self._silence()}" if fired.is_set()
-                         else one_line(_scrubbed(exc, self._params.get("password"))))
+                cause = (
+                    f"TimeoutError: {self._silence()}"
+                    if fired.is_set()
+                    else one_line(_scrubbed(exc, self._params.get("password")))
+                )
                 self.gate.mark_down(self.target, cause)
                 raise TargetUnreachable(self.target, cause) from None
 
@@ -264,8 +279,9 @@ def _scrubbed(exc: BaseException, secret: str | None) -> BaseException:
 class _Watchdog:
     """Shut the socket if the server has not answered after ``seconds`` (a hung server)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], seconds: float,
-                 fired: threading.Event) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], seconds: float, fired: threading.Event
+    ) -> None:
         self._timer = threading.Timer(seconds, self._fire, (conn, fired))
         self._timer.daemon = True
 

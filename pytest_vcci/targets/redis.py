@@ -34,23 +34,60 @@ TARGET = "redis"
 ANY = None  # every subcommand of the command is a read
 # Command -> the subcommands that only read (ANY: the command reads whatever follows).
 READ_COMMANDS: dict[str, frozenset[str] | None] = {
-    "PING": ANY, "ECHO": ANY, "INFO": ANY, "DBSIZE": ANY, "SCAN": ANY, "TTL": ANY, "PTTL": ANY,
-    "EXPIRETIME": ANY, "PEXPIRETIME": ANY, "TYPE": ANY, "EXISTS": ANY, "ROLE": ANY, "TIME": ANY,
+    "PING": ANY,
+    "ECHO": ANY,
+    "INFO": ANY,
+    "DBSIZE": ANY,
+    "SCAN": ANY,
+    "TTL": ANY,
+    "PTTL": ANY,
+    "EXPIRETIME": ANY,
+    "PEXPIRETIME": ANY,
+    "TYPE": ANY,
+    "EXISTS": ANY,
+    "ROLE": ANY,
+    "TIME": ANY,
     "LASTSAVE": ANY,
     "CONFIG": frozenset({"GET"}),
-    "CLUSTER": frozenset({"INFO", "SHARDS", "NODES", "SLOTS", "MYID", "MYSHARDID", "REPLICAS",
-                          "KEYSLOT", "COUNTKEYSINSLOT", "LINKS"}),
+    "CLUSTER": frozenset(
+        {
+            "INFO",
+            "SHARDS",
+            "NODES",
+            "SLOTS",
+            "MYID",
+            "MYSHARDID",
+            "REPLICAS",
+            "KEYSLOT",
+            "COUNTKEYSINSLOT",
+            "LINKS",
+        }
+    ),
     "MEMORY": frozenset({"STATS", "USAGE", "DOCTOR"}),
     "SLOWLOG": frozenset({"GET", "LEN"}),
     "LATENCY": frozenset({"LATEST", "HISTORY", "DOCTOR"}),
     "COMMAND": frozenset({"", "COUNT", "INFO", "DOCS", "LIST", "GETKEYS"}),
-    "CLIENT": frozenset({"INFO", "GETNAME", "ID", "LIST",
-                         # Connection-local settings redis-py's handshake sends itself.
-                         "SETINFO", "SETNAME", "MAINT_NOTIFICATIONS"}),
+    "CLIENT": frozenset(
+        {
+            "INFO",
+            "GETNAME",
+            "ID",
+            "LIST",
+            # Connection-local settings redis-py's handshake sends itself.
+            "SETINFO",
+            "SETNAME",
+            "MAINT_NOTIFICATIONS",
+        }
+    ),
     # The rest of the handshake (and the cluster client's replica reads).
-    "AUTH": ANY, "HELLO": ANY, "SELECT": ANY, "READONLY": ANY,
+    "AUTH": ANY,
+    "HELLO": ANY,
+    "SELECT": ANY,
+    "READONLY": ANY,
     # A transaction only groups commands that each passed this list.
-    "MULTI": ANY, "EXEC": ANY, "DISCARD": ANY,
+    "MULTI": ANY,
+    "EXEC": ANY,
+    "DISCARD": ANY,
 }
 
 
@@ -71,8 +108,9 @@ def check_command(args: tuple[Any, ...], target: str = TARGET) -> None:
     allowed = READ_COMMANDS.get(name, frozenset())
     if name not in READ_COMMANDS or (allowed is not ANY and sub not in allowed):
         shown = f"{name} {sub}" if name in READ_COMMANDS and sub else name
-        raise ReadOnlyViolation(target, f"{shown or 'an empty command'} (not a read on the "
-                                        "allowlist; nothing was sent)")
+        raise ReadOnlyViolation(
+            target, f"{shown or 'an empty command'} (not a read on the allowlist; nothing was sent)"
+        )
 
 
 class _GuardedPacker:
@@ -129,8 +167,10 @@ def _where(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     user = f"{unquote(parts.username)}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""
-    return (f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}",
-            unquote(parts.password or ""))
+    return (
+        f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}",
+        unquote(parts.password or ""),
+    )
 
 
 def _without_credentials(url: str) -> str:
@@ -149,11 +189,14 @@ def client_kwargs(url: str, table: RedisTable) -> dict[str, Any]:
         raise ValueError(f"[redis] URL scheme must be redis or rediss, got {parts.scheme!r}")
     plain, tls = guarded_connection_classes()
     kwargs: dict[str, Any] = {
-        "host": parts.hostname or "localhost", "port": parts.port or 6379,
+        "host": parts.hostname or "localhost",
+        "port": parts.port or 6379,
         "username": unquote(parts.username) if parts.username else None,
         "password": unquote(parts.password) if parts.password else None,
-        "socket_connect_timeout": table.connect_timeout, "socket_timeout": table.read_timeout,
-        "decode_responses": True, "connection_class": tls if parts.scheme == "rediss" else plain,
+        "socket_connect_timeout": table.connect_timeout,
+        "socket_timeout": table.read_timeout,
+        "decode_responses": True,
+        "connection_class": tls if parts.scheme == "rediss" else plain,
         # One attempt: a target that is down is reported once, by the gate.
         "retry": Retry(NoBackoff(), 0),
     }
@@ -172,8 +215,9 @@ class Cache:
         self.cluster_target = f"{target}-cluster"
         self._client: Redis | None = None
         self._cluster: RedisCluster | None = None
-        self._secrets = [s for url in (table.url, table.cluster_url) if url
-                         for s in [_where(url)[1]] if s]
+        self._secrets = [
+            s for url in (table.url, table.cluster_url) if url for s in [_where(url)[1]] if s
+        ]
 
     def __repr__(self) -> str:
         return f"<Cache {self.describe()}>"
@@ -193,8 +237,9 @@ class Cache:
 
             kwargs = client_kwargs(self.table.url, self.table)
             db = urlsplit(self.table.url).path.strip("/") or "0"
-            self._client = redis.Redis(connection_pool=redis.ConnectionPool(
-                db=int(db), max_connections=8, **kwargs))
+            self._client = redis.Redis(
+                connection_pool=redis.ConnectionPool(db=int(db), max_connections=8, **kwargs)
+            )
         return self._client
 
     @property
@@ -287,7 +332,9 @@ class Cache:
         return self._call(self.target, attempt)
 
     def cluster_info(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(self.cluster_target, lambda: self.cluster.cluster_info())
+        result: dict[str, Any] = self._call(
+            self.cluster_target, lambda: self.cluster.cluster_info()
+        )
         return result
 
     def cluster_shards(self) -> list[dict[str, Any]]:
@@ -335,8 +382,10 @@ def _as_dicts(shards: Any) -> list[dict[str, Any]]:
     for shard in shards:
         if isinstance(shard, list):  # RESP2 unparsed: [key, value, key, value, ...]
             shard = dict(zip(shard[::2], shard[1::2], strict=True))
-        nodes = [dict(zip(n[::2], n[1::2], strict=True)) if isinstance(n, list) else dict(n)
-                 for n in shard.get("nodes", [])]
+        nodes = [
+            dict(zip(n[::2], n[1::2], strict=True)) if isinstance(n, list) else dict(n)
+            for n in shard.get("nodes", [])
+        ]
         result.append({**shard, "nodes": nodes})
     return result
 

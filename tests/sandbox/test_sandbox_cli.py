@@ -26,13 +26,15 @@ def test_up_env_down(tmp_path: Path) -> None:
         assert "environment file:" in up.stdout
         env_file = workdir / "environment.toml"
         text = env_file.read_text()
-        assert "[kubernetes]" in text and "[api]" in text
+        assert "[kubernetes]" in text
+        assert "[api]" in text
         assert "${VCCI_SANDBOX_KUBE_TOKEN}" in text  # secrets stay out of the file
         assert (workdir / "secrets.env").stat().st_mode & 0o077 == 0
         assert alive(str(workdir)), "the sandbox processes should be running"
 
         again = run("sandbox", "up", "--dir", str(workdir), "--only", "api")
-        assert again.returncode == 1 and "already running" in again.stderr
+        assert again.returncode == 1
+        assert "already running" in again.stderr
 
         env = run("sandbox", "env", "--dir", str(workdir))
         assert env.returncode == 0
@@ -40,7 +42,8 @@ def test_up_env_down(tmp_path: Path) -> None:
         assert str(env_file) in env.stdout
     finally:
         down = run("sandbox", "down", "--dir", str(workdir))
-    assert down.returncode == 0 and "stopped: " in down.stdout
+    assert down.returncode == 0
+    assert "stopped: " in down.stdout
     assert alive(str(workdir)) == []
     assert run("sandbox", "env", "--dir", str(workdir)).returncode == 1
 
