@@ -61,6 +61,18 @@ def s3_read(cloud: Any, operation: str, bucket: str, absent: str) -> dict[str, A
         raise
 
 
+def check_versioning(cloud: Any, bucket: str, evidence: Any) -> None:
+    """Record whether ``bucket`` has versioning Enabled (8.1.2 buckets, 8.1.3 Terraform state)."""
+    status = (s3_read(cloud, "get_bucket_versioning", bucket, "") or {}).get("Status")
+    evidence.check(
+        "versioning",
+        status or "never enabled",
+        "Enabled",
+        status == "Enabled",
+        where=f"bucket {bucket}",
+    )
+
+
 def docs_table(settings: Any, key: str) -> str:
     docs = settings.table("docs")
     value = getattr(docs, key, None) if docs else None
@@ -190,14 +202,7 @@ def test_bucket_replicated_cross_region(cloud: Any, bucket: str, evidence: Any) 
 @pytest.mark.each("bucket", "aws", "buckets")
 def test_bucket_versioned(cloud: Any, bucket: str, evidence: Any) -> None:
     """Each bucket has versioning Enabled."""
-    status = (s3_read(cloud, "get_bucket_versioning", bucket, "") or {}).get("Status")
-    evidence.check(
-        "versioning",
-        status or "never enabled",
-        "Enabled",
-        status == "Enabled",
-        where=f"bucket {bucket}",
-    )
+    check_versioning(cloud, bucket, evidence)
 
 
 @pytest.mark.checklist("8.1.2")
@@ -353,14 +358,7 @@ def test_manifests_cover_the_cluster(
 def test_terraform_state_versioned(cloud: Any, expect: Callable[..., Any], evidence: Any) -> None:
     """The Terraform state bucket has versioning Enabled."""
     bucket = expect("aws", "terraform_state_bucket")
-    status = (s3_read(cloud, "get_bucket_versioning", bucket, "") or {}).get("Status")
-    evidence.check(
-        "versioning",
-        status or "never enabled",
-        "Enabled",
-        status == "Enabled",
-        where=f"bucket {bucket}",
-    )
+    check_versioning(cloud, bucket, evidence)
 
 
 @pytest.mark.checklist("8.1.3")
