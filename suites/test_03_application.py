@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from pytest_vcci.config_formats import config_problems
-from pytest_vcci.kube_objects import (
+from pytest_vcci.readers.config_files import config_problems
+from pytest_vcci.readers.kubernetes_objects import (
     image_id_digest,
     labels_of,
     main_container,
@@ -261,8 +261,8 @@ def _check_registry_scan(
 def _check_trivy_report(
     path: Any, max_age_hours: float, max_critical: int, max_high: int, evidence: Any
 ) -> None:
-    from pytest_vcci.ingest import IngestError
-    from pytest_vcci.ingest.trivy import load_trivy
+    from pytest_vcci.readers.tool_reports import IngestError
+    from pytest_vcci.readers.trivy_report import load_trivy
 
     try:
         summary = load_trivy(path, max_age_hours)

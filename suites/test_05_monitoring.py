@@ -29,9 +29,15 @@ from typing import Any
 
 import pytest
 
-from pytest_vcci.config_formats import fluent_bit_match, fluent_bit_sections
-from pytest_vcci.kube_objects import labels_of, name_of, parse_quantity, pod_ready, selected
-from pytest_vcci.monitoring_config import (
+from pytest_vcci.readers.config_files import fluent_bit_match, fluent_bit_sections
+from pytest_vcci.readers.kubernetes_objects import (
+    labels_of,
+    name_of,
+    parse_quantity,
+    pod_ready,
+    selected,
+)
+from pytest_vcci.readers.monitoring_config import (
     duration_seconds,
     expression_threshold,
     paging_receivers,

@@ -174,8 +174,8 @@ def test_api_error_rate(
 @pytest.mark.checklist("7.1.1")
 def test_load_test_report(settings: Any, threshold: Callable[..., Any], evidence: Any) -> None:
     """The Locust/k6 report ([reports]) shows 10,000 users, p95 < 500 ms, p99 < 1 s, no errors."""
-    from pytest_vcci.ingest import IngestError
-    from pytest_vcci.ingest.loadtest import read_load_test
+    from pytest_vcci.readers.load_test_report import read_load_test
+    from pytest_vcci.readers.tool_reports import IngestError
 
     reports = settings.table("reports")
     named = {tool: getattr(reports, tool) for tool in ("locust", "k6")} if reports else {}

@@ -261,8 +261,8 @@ def test_workers_consuming(prometheus: Any, settings: Any, evidence: Any) -> Non
 @pytest.mark.checklist("11.1.2")
 def test_zap_scan_has_no_high_alerts(vcci_context: Any, threshold: Any, evidence: Any) -> None:
     """The OWASP ZAP report ([reports].zap) is fresh and has no High-risk alerts."""
-    from pytest_vcci.ingest import IngestError
-    from pytest_vcci.ingest.zap import load_zap
+    from pytest_vcci.readers.tool_reports import IngestError
+    from pytest_vcci.readers.zap_report import load_zap
 
     table = vcci_context.target_table("reports")
     settings = vcci_context.settings

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from pytest_vcci.checklist import load_catalog
-from pytest_vcci.ingest import IngestError
-from pytest_vcci.ingest.loadtest import read_locust
-from pytest_vcci.ingest.trivy import load_trivy
-from pytest_vcci.ingest.zap import load_zap
+from pytest_vcci.readers.load_test_report import read_locust
+from pytest_vcci.readers.tool_reports import IngestError
+from pytest_vcci.readers.trivy_report import load_trivy
+from pytest_vcci.readers.zap_report import load_zap
 from pytest_vcci.sandbox.artifacts import IMAGES, ArtifactsComponent
 
 

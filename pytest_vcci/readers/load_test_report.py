@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_vcci.ingest import IngestError, check_age
+from pytest_vcci.readers.tool_reports import IngestError, check_age
 
 LOCUST_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "95%", "99%")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vcci.ingest import IngestError
-from pytest_vcci.ingest.loadtest import read_k6, read_load_test, read_locust
+from pytest_vcci.readers.load_test_report import read_k6, read_load_test, read_locust
+from pytest_vcci.readers.tool_reports import IngestError
 
 HEADER = (
     "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vcci.ingest import IngestError, check_age
-from pytest_vcci.ingest.zap import load_zap
+from pytest_vcci.readers.tool_reports import IngestError, check_age
+from pytest_vcci.readers.zap_report import load_zap
 from pytest_vcci.sandbox.artifacts import write_zap_report, zap_report
 
 NOW = dt.datetime.now(dt.UTC)

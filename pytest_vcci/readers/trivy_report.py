@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_vcci.ingest import IngestError, check_age
+from pytest_vcci.readers.tool_reports import IngestError, check_age
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 SCHEMA_VERSION = 2

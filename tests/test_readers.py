@@ -11,11 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vcci.config_formats import config_problems, fluent_bit_match, fluent_bit_sections
-from pytest_vcci.ingest import IngestError
-from pytest_vcci.ingest.trivy import load_trivy
-from pytest_vcci.kube_objects import parse_image, parse_quantity, quantities_equal, selector_matches
-from pytest_vcci.monitoring_config import duration_seconds, expression_threshold, route_receivers
+from pytest_vcci.readers.config_files import config_problems, fluent_bit_match, fluent_bit_sections
+from pytest_vcci.readers.kubernetes_objects import (
+    parse_image,
+    parse_quantity,
+    quantities_equal,
+    selector_matches,
+)
+from pytest_vcci.readers.monitoring_config import (
+    duration_seconds,
+    expression_threshold,
+    route_receivers,
+)
+from pytest_vcci.readers.tool_reports import IngestError
+from pytest_vcci.readers.trivy_report import load_trivy
 
 
 def _report(tmp_path: Path, **overrides: object) -> Path:

@@ -17,7 +17,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from pytest_vcci.ingest import IngestError, check_age
+from pytest_vcci.readers.tool_reports import IngestError, check_age
 
 RISKS = ("Informational", "Low", "Medium", "High")
 HIGH = 3
