@@ -9,16 +9,25 @@ from typing import Any
 import pytest
 
 from pytest_vcci.attestations import Attestations, load_attestations
-from pytest_vcci.context import CONTEXT_KEY, RunContext
+from pytest_vcci.checklist import load_catalog
+from pytest_vcci.context import (
+    ATTESTATIONS_KEY,
+    CONTEXT_KEY,
+    HTML_PARTIAL,
+    LATE_HTML_KEY,
+    RUN_ACTIVE,
+    SANDBOX_KEY,
+    SIGN_KEY,
+    WAIVERS_KEY,
+    RunContext,
+    report_dir,
+)
 from pytest_vcci.evidence.redaction import Redactor
+from pytest_vcci.report import html_hooks
+from pytest_vcci.report.manifest import SigningError, load_private_key
+from pytest_vcci.session import VcciSession
 from pytest_vcci.settings import Settings, SettingsError, find_environment_file, load_settings
 from pytest_vcci.waivers import Waivers, load_waivers
-
-ATTESTATIONS_KEY = pytest.StashKey[Attestations]()
-WAIVERS_KEY = pytest.StashKey[Waivers]()
-SIGN_KEY = pytest.StashKey[Any]()  # the Ed25519 private key of --vcci-sign-key
-SANDBOX_KEY = pytest.StashKey[Any]()
-LATE_HTML_KEY = pytest.StashKey[Any]()
 
 
 def activate(
@@ -52,8 +61,6 @@ def activate(
     config.stash[WAIVERS_KEY] = waivers
     if sign_key is not None:
         config.stash[SIGN_KEY] = sign_key
-    from pytest_vcci.plugin import RUN_ACTIVE
-
     config.stash[RUN_ACTIVE] = True
     _register(config, context, session)
 
@@ -80,8 +87,6 @@ def _from_root(config: pytest.Config, value: str) -> Path:
 
 
 def _load_attestations(config: pytest.Config, settings: Settings) -> Attestations:
-    from pytest_vcci.checklist import load_catalog
-
     given = config.getoption("vcci_attestations")
     path = Path(given) if given else None
     if path is None and settings.environment.attestations:
@@ -90,8 +95,6 @@ def _load_attestations(config: pytest.Config, settings: Settings) -> Attestation
 
 
 def _load_waivers(config: pytest.Config, settings: Settings) -> Waivers:
-    from pytest_vcci.checklist import load_catalog
-
     raw = str(config.getini("vcci_waiver_max_days")).strip()
     if not raw.isdigit() or int(raw) < 1:
         raise SettingsError(
@@ -104,41 +107,17 @@ def _load_waivers(config: pytest.Config, settings: Settings) -> Waivers:
     return load_waivers(path, set(load_catalog().ids), int(raw))
 
 
-def waivers_for(config: pytest.Config) -> Waivers:
-    try:
-        return config.stash[WAIVERS_KEY]
-    except KeyError:
-        return Waivers([], "<pytest-vcci not active>")
-
-
 def _load_sign_key(config: pytest.Config) -> Any:
     given = config.getoption("vcci_sign_key")
     if not given:
         return None
-    from pytest_vcci.report.manifest import SigningError, load_private_key
-
     try:
         return load_private_key(Path(given))
     except SigningError as exc:
         raise SettingsError("--vcci-sign-key", given, str(exc)) from None
 
 
-def attestations_for(config: pytest.Config) -> Attestations:
-    try:
-        return config.stash[ATTESTATIONS_KEY]
-    except KeyError:
-        return Attestations([], "<pytest-vcci not active>")
-
-
-def report_dir(config: pytest.Config) -> Path:
-    value = config.getoption("vcci_report_dir") or config.getini("vcci_report_dir") or "reports"
-    path = Path(value)
-    return path if path.is_absolute() else Path(config.invocation_params.dir) / path
-
-
 def _register(config: pytest.Config, context: RunContext, session: pytest.Session | None) -> None:
-    from pytest_vcci.session import VcciSession
-
     gate = config.getoption("vcci_gate") or config.getini("vcci_gate") or "high"
     if gate not in ("critical", "high", "medium", "low"):
         raise pytest.UsageError(
@@ -148,8 +127,6 @@ def _register(config: pytest.Config, context: RunContext, session: pytest.Sessio
     vcci = VcciSession(config, context, out, gate)
     config.pluginmanager.register(vcci, "vcci-session")
     if config.pluginmanager.hasplugin("html"):
-        from pytest_vcci.report import html_hooks
-
         config.pluginmanager.register(html_hooks, "vcci-html-hooks")
     if not hasattr(config, "workerinput"):
         _enable_html(config, out, session)
@@ -160,8 +137,6 @@ def _register(config: pytest.Config, context: RunContext, session: pytest.Sessio
 
 def _enable_html(config: pytest.Config, out: Path, session: pytest.Session | None) -> None:
     """Have pytest-html write a self-contained report (moved into place atomically later)."""
-    from pytest_vcci.session import HTML_PARTIAL
-
     if not config.pluginmanager.hasplugin("html"):
         return
     if config.getoption("htmlpath", None):
@@ -173,6 +148,7 @@ def _enable_html(config: pytest.Config, out: Path, session: pytest.Session | Non
     config.option.self_contained_html = True
     if session is not None:
         # pytest-html set itself up in pytest_configure, before we knew; set it up now.
+        # pytest-html's report classes, needed only when it must be started late.
         from pytest_html.plugin import _process_css, _read_template
         from pytest_html.report_data import ReportData
         from pytest_html.selfcontained_report import SelfContainedReport
@@ -193,8 +169,6 @@ def _enable_html(config: pytest.Config, out: Path, session: pytest.Session | Non
 def _add_columns_to_started_html(config: pytest.Config) -> None:
     """The user's own --html report built its table header at session start, before our
     Checklist column existed; add it there so the header matches the rows."""
-    from pytest_vcci.report import html_hooks
-
     for plugin in config.pluginmanager.get_plugins():
         data: Any = getattr(plugin, "_report", None)
         if type(plugin).__module__.startswith("pytest_html") and hasattr(data, "table_header"):
@@ -214,6 +188,7 @@ def replay(config: pytest.Config, reports: list[pytest.TestReport]) -> None:
 
 
 def _start_sandbox(config: pytest.Config, run_dir: Path) -> Path:
+    # The sandbox's modules (moto, servers) load only in runs that start it.
     from pytest_vcci.sandbox import Sandbox, SandboxError
 
     sandbox = Sandbox(run_dir / "sandbox")

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from pytest_vcci.checklist.marker import MARKER, MARKER_HELP
+from pytest_vcci.context import EVIDENCE_KEY, RUN_ACTIVE, RUN_KEY
 
-RUN_KEY = pytest.StashKey[dict[str, str]]()
-RUN_ACTIVE = pytest.StashKey[bool]()
 GATES = ("critical", "high", "medium", "low")
 TARGET_MODULES = ("kubernetes", "postgres", "redis", "aws", "api", "tls", "monitoring", "host")
 ACTIVATING_OPTIONS = (
@@ -275,7 +274,6 @@ def evidence(request: pytest.FixtureRequest) -> Any:
     from pytest_vcci.context import CONTEXT_KEY
     from pytest_vcci.evidence.recorder import Evidence
     from pytest_vcci.evidence.redaction import Redactor
-    from pytest_vcci.session import EVIDENCE_KEY
 
     context = request.config.stash.get(CONTEXT_KEY, None)
     recorder = Evidence(context.redactor if context else Redactor())
@@ -286,7 +284,7 @@ def evidence(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def attest(request: pytest.FixtureRequest, evidence: Any) -> Callable[[str], Any]:
     """``attest("10.2.1")``: pass only on a valid attestation record for the item."""
-    from pytest_vcci.activation import attestations_for
+    from pytest_vcci.context import attestations_for
 
     records = attestations_for(request.config)
 

@@ -19,15 +19,24 @@ import pytest
 from pytest_vcci import __version__
 from pytest_vcci.checklist import load_catalog
 from pytest_vcci.checklist.marker import marker_ids, parse_patterns, selected_ids
-from pytest_vcci.context import RunContext
-from pytest_vcci.evidence.recorder import Evidence, utc_now
+from pytest_vcci.context import (
+    EVIDENCE_KEY,
+    HTML_PARTIAL,
+    SANDBOX_KEY,
+    SIGN_KEY,
+    RunContext,
+    waivers_for,
+)
+from pytest_vcci.evidence.recorder import utc_now
 from pytest_vcci.gate import decide
-from pytest_vcci.report import checklist_html, evidence_json, junit
+from pytest_vcci.history import history_table, past_runs, record_run
+from pytest_vcci.report import checklist_html, evidence_json, junit, manifest, oscal
+from pytest_vcci.report.html_hooks import observations_extra
 from pytest_vcci.report.model import TestRecord, build_items, section_table
+from pytest_vcci.report.terminal import summary_lines
 from pytest_vcci.report.write import write_atomic
+from pytest_vcci.targets.preflight import preflight
 
-EVIDENCE_KEY = pytest.StashKey[Evidence]()
-HTML_PARTIAL = ".report.html.partial"
 _STOPPED = (
     pytest.ExitCode.INTERRUPTED,
     pytest.ExitCode.INTERNAL_ERROR,
@@ -59,8 +68,6 @@ class VcciSession:
             f"vcci: environment {settings.name} ({settings.source}), gate {self.gate}, "
             f"reports in {self.report_dir}"
         ]
-        from pytest_vcci.activation import SANDBOX_KEY
-
         sandbox = config.stash.get(SANDBOX_KEY, None)
         if sandbox is not None:
             parts = ", ".join(f"{k} {v}s" for k, v in sandbox.timings.items() if k != "total")
@@ -72,8 +79,6 @@ class VcciSession:
         # Before xdist starts its workers: they find every target's state waiting.
         if self.is_worker or self.config.option.collectonly:
             return
-        from pytest_vcci.targets.preflight import preflight
-
         self.targets = preflight(self.context)
 
     # --- collection -------------------------------------------------------------------
@@ -132,8 +137,6 @@ class VcciSession:
             evidence.observations, evidence.attachments, evidence.attestations = [], [], []
         report.vcci = payload  # type: ignore[attr-defined]
         if payload.get("observations") and self.config.pluginmanager.hasplugin("html"):
-            from pytest_vcci.report.html_hooks import observations_extra
-
             report.extras = [*getattr(report, "extras", []), observations_extra(payload)]  # type: ignore[attr-defined]
         return report
 
@@ -178,8 +181,6 @@ class VcciSession:
         tests = {t.nodeid: t.to_dict() for t in self.tests.values()}
         for item in items:
             item["tests"] = [tests[nodeid] for nodeid in item["tests"]]
-        from pytest_vcci.activation import waivers_for
-
         waivers = waivers_for(self.config)
         waived = waivers.apply(items)
         stray = sum(
@@ -213,8 +214,6 @@ class VcciSession:
         }
         history = self.history_dir()
         if history is not None:
-            from pytest_vcci.history import history_table, past_runs
-
             result["history"] = history_table(past_runs(history, run["environment"]), run, items)
         return result
 
@@ -265,19 +264,13 @@ class VcciSession:
             write_atomic(out / "report.html", text)
             partial.unlink()
             _point_html_report_at(self.config, out / "report.html")
-        from pytest_vcci.report import manifest, oscal
-
         write_atomic(out / oscal.FILENAME, oscal.render(result, out))
         # Last: the manifest covers every file written above.
-        from pytest_vcci.activation import SIGN_KEY
-
         history = self.history_dir()
         exclude = [history] if history is not None else []
         sign_key = self.config.stash.get(SIGN_KEY, None)
         manifest.write_manifest(out, result["run"], sign_key, exclude)
         if history is not None:
-            from pytest_vcci.history import record_run
-
             self.recorded = record_run(history, result["run"], out)
 
     # --- terminal ---------------------------------------------------------------------
@@ -285,8 +278,6 @@ class VcciSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or self.result is None:
             return
-        from pytest_vcci.report.terminal import summary_lines
-
         run = self.result["run"]
         terminalreporter.write_sep("=", "GL-VCCI readiness", bold=True)
         for line in summary_lines(self.result):

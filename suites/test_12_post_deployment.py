@@ -417,7 +417,7 @@ def test_signoff_obtained(
     attest: Any, request: pytest.FixtureRequest, threshold: Any, evidence: Any
 ) -> None:
     """The readiness report is signed off by the CTO and the VP Engineering (attested)."""
-    from pytest_vcci.activation import attestations_for
+    from pytest_vcci.context import attestations_for
 
     attest("12.2.2")
     records = attestations_for(request.config)
