@@ -7,6 +7,7 @@ import json
 import re
 import tomllib
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -436,3 +437,42 @@ def test_cli_bad_arguments_exit_2(capsys):
     assert run_checklist(["--section", "three"]) == 2
     assert "invalid int value" in capsys.readouterr().err
     assert run_checklist(["--bogus"]) == 2
+
+
+def test_cli_tests_lists_an_items_tests_with_file_and_line(capsys):
+    assert run_checklist(["--tests", "3.2.9"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("3.2.9 Resource requests and limits set (high, automated)")
+    where = re.search(r"(suites/test_03_application\.py):(\d+)\s+(test_\w+)", out)
+    assert where, out
+    path, line, name = where.group(1), int(where.group(2)), where.group(3)
+    source = Path(__file__).resolve().parents[1] / path
+    assert f"def {name}(" in source.read_text().splitlines()[line - 1]
+
+
+def test_cli_tests_reads_class_and_module_marks_in_a_users_directory(tmp_path, capsys):
+    (tmp_path / "test_mine.py").write_text(
+        "import pytest\n"
+        "pytestmark = pytest.mark.checklist('1.1.3')\n"
+        "def test_module_level():\n    '''Module mark.'''\n"
+        "@pytest.mark.checklist('2.1.1')\n"
+        "class TestThings:\n"
+        "    def test_in_class(self):\n        pass\n"
+        "def helper():\n    pass\n"
+    )
+    assert run_checklist(["--tests", "1.1.3", "--tests-dir", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [t["test"] for t in data["tests"]] == ["test_module_level", "TestThings::test_in_class"]
+    assert data["tests"][0]["where"].endswith("test_mine.py:3")
+    assert run_checklist(["--tests", "2.1.1", "--tests-dir", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(t["test"], t["items"]) for t in data["tests"]] == [
+        ("TestThings::test_in_class", ["1.1.3", "2.1.1"])
+    ]
+
+
+def test_cli_tests_unknown_id_or_directory_is_a_usage_error(tmp_path, capsys):
+    assert run_checklist(["--tests", "9.9.9"]) == 2
+    assert "unknown checklist ID '9.9.9'" in capsys.readouterr().err
+    assert run_checklist(["--tests", "1.1.1", "--tests-dir", str(tmp_path / "nope")]) == 2
+    assert "no such directory" in capsys.readouterr().err

@@ -7,8 +7,17 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
-from pytest_vcci.checklist.catalog import Automation, Catalog, Item, Severity, load_catalog
+from pytest_vcci.checklist.catalog import (
+    Automation,
+    Catalog,
+    Item,
+    Severity,
+    UnknownItemError,
+    load_catalog,
+)
+from pytest_vcci.checklist.locate import item_tests, suite_directories
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -23,6 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list of items")
     parser.add_argument("--section", type=int, metavar="N", help="only items of section N (1..12)")
+    parser.add_argument(
+        "--tests",
+        metavar="ID",
+        help="list the tests that check item ID, with file:line (e.g. --tests 3.2.9)",
+    )
+    parser.add_argument(
+        "--tests-dir",
+        action="append",
+        metavar="DIR",
+        help="with --tests: look in DIR instead of the readiness suites (repeatable)",
+    )
     return parser
 
 
@@ -33,6 +53,8 @@ def run_checklist(argv: Sequence[str]) -> int:
     except SystemExit as exc:  # argparse exits on --help and on usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     catalog = load_catalog()
+    if args.tests is not None:
+        return _print_tests(catalog, args.tests, args.tests_dir, args.json)
     items = catalog.items
     if args.section is not None:
         try:
@@ -44,6 +66,38 @@ def run_checklist(argv: Sequence[str]) -> int:
         print(json.dumps([item.to_dict() for item in items], indent=2, ensure_ascii=False))
     else:
         print(render_table(catalog, items))
+    return EXIT_OK
+
+
+def _print_tests(catalog: Catalog, item_id: str, dirs: list[str] | None, as_json: bool) -> int:
+    try:
+        item = catalog.get(item_id)
+    except UnknownItemError as exc:
+        print(f"vcci checklist: error: --tests: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    directories = [Path(d) for d in dirs] if dirs else suite_directories()
+    missing = [str(d) for d in directories if not d.is_dir()]
+    if missing or not directories:
+        what = ", ".join(missing) or "the readiness suites (suites/ is not next to the package)"
+        print(f"vcci checklist: error: --tests: no such directory: {what}", file=sys.stderr)
+        return EXIT_USAGE
+    found = item_tests(item.id, directories)
+    base = Path.cwd()
+    if as_json:
+        rows = [
+            {"test": t.name, "where": t.where(base), "items": list(t.item_ids), "doc": t.doc}
+            for t in found
+        ]
+        print(json.dumps({"id": item.id, "title": item.title, "tests": rows}, indent=2))
+        return EXIT_OK
+    print(f"{item.id} {item.title} ({item.severity.value}, {item.automation.value})")
+    if not found:
+        print(
+            "  no test checks this item"
+            + (" (attestation only)" if item.automation.value == "attestation" else "")
+        )
+    for test in found:
+        print(f"  {test.where(base)}  {test.name}" + (f"  {test.doc}" if test.doc else ""))
     return EXIT_OK
 
 
