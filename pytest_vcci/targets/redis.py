@@ -290,8 +290,16 @@ class Cache:
         return result
 
     def config_get(self, pattern: str = "*") -> dict[str, str]:
+        """Every parameter matching ``pattern`` (a glob, as CONFIG GET takes it) by name."""
         found = self._call(self.target, lambda: self.client.config_get(pattern))
         return {str(key): str(value) for key, value in found.items()}
+
+    def config(self, name: str) -> str | None:
+        """One parameter's value (``config("appendonly") -> "yes"``); None if the server has
+        no parameter of that name. ``name`` is taken literally, never as a glob."""
+        if any(c in name for c in "*?["):
+            raise ValueError(f"config({name!r}): a parameter name, not a pattern (use config_get)")
+        return self.config_get(name).get(name)
 
     def scan_ttls(self, match: str = "*", count_limit: int = 1000) -> dict[str, int]:
         """Up to ``count_limit`` keys matching ``match`` with their TTLs in seconds (-1: none)."""

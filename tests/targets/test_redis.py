@@ -82,6 +82,11 @@ def test_info_and_config_of_the_standalone_server(cache: Cache) -> None:
     assert cache.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
     assert cache.config_get("appendonly") == {"appendonly": "yes"}
     assert int(cache.config_get("maxmemory")["maxmemory"]) == 16 * 1024**3
+    assert cache.config("appendonly") == "yes"
+    assert cache.config("maxmemory-policy") == "allkeys-lru"
+    assert cache.config("no-such-parameter") is None
+    with pytest.raises(ValueError, match="a parameter name, not a pattern"):
+        cache.config("maxmemory*")
     assert cache.info("persistence")["aof_enabled"] == 1
     assert cache.command("DBSIZE") == 500
     stats = cache.info("stats")
