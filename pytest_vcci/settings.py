@@ -78,7 +78,7 @@ class KubernetesTable(Timeouts):
 
 
 class PostgresTable(Timeouts):
-    url_keys = ("dsn", "replicas", "pgbouncer_dsn")
+    url_keys = ("dsn", "replicas", "pgbouncer_dsn", "non_tls_dsn")
     dsn: str
     replicas: list[str] = []
     pgbouncer_dsn: str | None = None
@@ -135,6 +135,7 @@ class TlsTable(Timeouts):
 
 
 class HostTable(Table):
+    url_keys = ("backend",)  # testinfra: winrm://user:password@host
     backend: str = "local://"
     resolver: str | None = Field(None, description="DNS server address for resolve(); None: system")
     resolver_port: int = Field(53, ge=1, le=65535)
@@ -164,6 +165,8 @@ class ReportsTable(Table):
 
 class DocsTable(Table):
     """Where documentation, runbooks and versioned manifests live (10.1.x, 8.1.3, 8.2.3)."""
+
+    url_keys = ("url", "manifests_repository")  # https://user:token@host/...
 
     directory: str | None = None
     url: str | None = None
@@ -257,17 +260,38 @@ class Settings:
             found.extend(_table_secrets(table))
         return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
 
+    def usernames(self) -> list[str]:
+        """The user names in the settings' URLs and DSNs: redaction masks ``user:password``
+        in base64 too (HTTP Basic credentials)."""
+        found = {unquote(user) for table in self.tables.values() for user in _table_users(table)}
+        return sorted(found)
+
+
+def _table_urls(table: Table) -> Iterator[str]:
+    for key in table.url_keys:
+        value = getattr(table, key, None)
+        for url in value if isinstance(value, list) else [value]:
+            if url:
+                yield str(url)
+
 
 def _table_secrets(table: Table) -> Iterator[str]:
     for key in table.secret_keys:
         value = getattr(table, key, None)
         if value:
             yield str(value)
-    for key in table.url_keys:
-        value = getattr(table, key, None)
-        for url in value if isinstance(value, list) else [value]:
-            if url:
-                yield from url_secrets(str(url))
+    for url in _table_urls(table):
+        yield from url_secrets(url)
+
+
+def _table_users(table: Table) -> Iterator[str]:
+    for url in _table_urls(table):
+        try:
+            user = urlsplit(url).username
+        except ValueError:
+            continue
+        if user:
+            yield user
 
 
 _CONNINFO_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
@@ -277,7 +301,12 @@ def url_secrets(url: str) -> Iterator[str]:
     """Passwords in a URL (scheme://user:pw@host) or a libpq key=value DSN."""
     match = _CONNINFO_PASSWORD.search(url)
     if match:
-        yield match.group(1).strip("'")
+        value = match.group(1)
+        if value.startswith("'"):
+            yield value[1:-1]  # as written, and as libpq reads it (\' and \\ unescaped)
+            yield re.sub(r"\\(.)", r"\1", value[1:-1])
+        else:
+            yield value
     try:
         parts = urlsplit(url)
     except ValueError:
