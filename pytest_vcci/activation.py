@@ -15,6 +15,7 @@ from pytest_vcci.context import (
     CONTEXT_KEY,
     HTML_PARTIAL,
     LATE_HTML_KEY,
+    LOG_REDACTION_KEY,
     RUN_ACTIVE,
     SANDBOX_KEY,
     SIGN_KEY,
@@ -22,6 +23,7 @@ from pytest_vcci.context import (
     RunContext,
     report_dir,
 )
+from pytest_vcci.evidence.log_redaction import LogRedaction
 from pytest_vcci.evidence.redaction import Redactor
 from pytest_vcci.report import html_hooks
 from pytest_vcci.report.manifest import SigningError, load_private_key
@@ -50,7 +52,7 @@ def activate(
     run_dir.mkdir(parents=True, exist_ok=True)
     context = RunContext(
         settings=settings,
-        redactor=Redactor(settings.secrets()),
+        redactor=Redactor(settings.secrets(), settings.usernames()),
         run_id=run["vcci_run_id"],
         run_dir=run_dir,
         strict=bool(config.getoption("vcci_strict")),
@@ -62,6 +64,9 @@ def activate(
     if sign_key is not None:
         config.stash[SIGN_KEY] = sign_key
     config.stash[RUN_ACTIVE] = True
+    # Before anything reaches a target: from here on no log record carries a known secret.
+    logs = config.stash[LOG_REDACTION_KEY] = LogRedaction(context.redactor)
+    logs.install()
     _register(config, context, session)
 
 
@@ -203,6 +208,9 @@ def _start_sandbox(config: pytest.Config, run_dir: Path) -> Path:
 
 
 def deactivate(config: pytest.Config) -> None:
+    logs = config.stash.get(LOG_REDACTION_KEY, None)
+    if logs is not None:
+        logs.uninstall()
     sandbox = config.stash.get(SANDBOX_KEY, None)
     if sandbox is not None:
         sandbox.down()

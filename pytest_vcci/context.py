@@ -72,6 +72,8 @@ WAIVERS_KEY = pytest.StashKey["Waivers"]()
 SIGN_KEY = pytest.StashKey[Any]()  # the Ed25519 private key of --vcci-sign-key
 SANDBOX_KEY = pytest.StashKey[Any]()  # the Sandbox that --vcci-sandbox started
 LATE_HTML_KEY = pytest.StashKey[Any]()  # pytest-html's report when activated late
+#: The run's log record redaction (installed at activation, removed at deactivation).
+LOG_REDACTION_KEY = pytest.StashKey[Any]()
 #: On an item: the test's evidence recorder.
 EVIDENCE_KEY = pytest.StashKey[Evidence]()
 

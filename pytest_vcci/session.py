@@ -22,6 +22,7 @@ from pytest_vcci.checklist.marker import marker_ids, parse_patterns, selected_id
 from pytest_vcci.context import (
     EVIDENCE_KEY,
     HTML_PARTIAL,
+    LOG_REDACTION_KEY,
     SANDBOX_KEY,
     SIGN_KEY,
     RunContext,
@@ -76,6 +77,7 @@ class VcciSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._guard_log_handlers()  # live logging and --log-file are attached by now
         # Before xdist starts its workers: they find every target's state waiting.
         if self.is_worker or self.config.option.collectonly:
             return
@@ -100,12 +102,40 @@ class VcciSession:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
 
+    def _guard_log_handlers(self) -> None:
+        logs = self.config.stash.get(LOG_REDACTION_KEY, None)
+        if logs is not None:
+            logs.guard_root()
+
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # Inside pytest's logging capture: its caplog and report handlers are attached now.
+        self._guard_log_handlers()
         if item.get_closest_marker("intrusive") and not self.context.allow_intrusive:
             pytest.skip(
                 "intrusive check (sends load or writes test data): "
                 "run with --vcci-allow-intrusive to include it"
             )
+
+    # --- nothing unredacted reaches a report or the console ---------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(
+        self, collector: pytest.Collector
+    ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+        report = yield
+        _redact_report(self.config, report, self.context.redactor)
+        return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any) -> None:
+        """Before the terminal reporter (or xdist) keeps the warning's text."""
+        text = str(warning_message.message)
+        masked = self.context.redactor(text)
+        if masked != text:
+            try:
+                warning_message.message = type(warning_message.message)(masked)
+            except Exception:  # a category whose constructor takes other arguments
+                warning_message.message = Warning(masked)
 
     # --- evidence on reports ----------------------------------------------------------
 
@@ -280,8 +310,9 @@ class VcciSession:
             return
         run = self.result["run"]
         terminalreporter.write_sep("=", "GL-VCCI readiness", bold=True)
+        redact = self.context.redactor  # root causes come from the targets' own error texts
         for line in summary_lines(self.result):
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(redact(line))
         color = {"ready": "green", "ready_with_warnings": "yellow"}.get(run["verdict"], "red")
         terminalreporter.write_line("")
         terminalreporter.write_line(
@@ -290,7 +321,7 @@ class VcciSession:
         )
         terminalreporter.write_line(f"reports: {self.report_dir / 'checklist.html'}")
         for line in _evidence_lines(run, self.recorded):
-            terminalreporter.write_line(line, yellow=line.startswith(("waiver", "stale")))
+            terminalreporter.write_line(redact(line), yellow=line.startswith(("waiver", "stale")))
 
 
 def _evidence_lines(run: dict[str, Any], recorded: Path | None) -> list[str]:
@@ -308,11 +339,13 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo[None], redact: Any
         return str(redact(str(report.longrepr[2]).removeprefix("Skipped: ")))
     if call.excinfo is not None and report.failed:
         text = str(call.excinfo.value).strip() or call.excinfo.typename
-        return str(redact(text[:2000]))
+        return str(redact(text))[:2000]  # masked first: a cut must not split a secret
     return ""
 
 
-def _redact_report(config: pytest.Config, report: pytest.TestReport, redact: Any) -> None:
+def _redact_report(
+    config: pytest.Config, report: pytest.TestReport | pytest.CollectReport, redact: Any
+) -> None:
     if isinstance(report.longrepr, tuple):
         path, line, reason = report.longrepr
         report.longrepr = (path, line, redact(reason))
@@ -321,9 +354,20 @@ def _redact_report(config: pytest.Config, report: pytest.TestReport, redact: Any
         if redact(text) != text:
             report.longrepr = _redacted_longrepr(config, report, redact)
     report.sections = [(title, redact(content)) for title, content in report.sections]
+    if isinstance(report, pytest.TestReport):
+        xfail = getattr(report, "wasxfail", None)  # an xfail's reason, printed by -rx
+        if isinstance(xfail, str):
+            report.wasxfail = redact(xfail)
+        # record_property(): pytest's own --junitxml writes these.
+        report.user_properties = [
+            (redact(str(name)), redact(value) if isinstance(value, str) else value)
+            for name, value in report.user_properties
+        ]
 
 
-def _redacted_longrepr(config: pytest.Config, report: pytest.TestReport, redact: Any) -> Any:
+def _redacted_longrepr(
+    config: pytest.Config, report: pytest.TestReport | pytest.CollectReport, redact: Any
+) -> Any:
     """The failure with secrets masked, keeping its structure: a plain string would make the
     short test summary show the first line of the traceback instead of the error."""
     data = config.hook.pytest_report_to_serializable(config=config, report=report)

@@ -6,10 +6,16 @@ import pytest
 from plugin_support import output
 
 PLAIN = """
+import logging
 import sys
 
 def test_passes():
     pass
+
+def test_logging_untouched():
+    # No redacting record factory and no filter on pytest's log handlers.
+    assert logging.getLogRecordFactory() is logging.LogRecord
+    assert not [h.filters for h in logging.getLogger().handlers if h.filters]
 
 def test_no_client_libraries_loaded():
     loaded = {"boto3", "botocore", "psycopg", "redis", "kubernetes", "requests", "pydantic"}
@@ -32,7 +38,7 @@ def test_passing_run_is_untouched(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
 
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     assert_untouched(pytester, result)
 
 

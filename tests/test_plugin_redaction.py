@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+import json
+import logging
+from collections.abc import Iterator
+from urllib.parse import quote
+
 import pytest
 from plugin_support import files_under, items_by_id, nodeid_map, output, read_evidence, write_env
+from secrets_support import leaks, secret_forms
 
+from pytest_vcci.evidence.log_redaction import LogRedaction
 from pytest_vcci.evidence.recorder import Evidence
 from pytest_vcci.evidence.redaction import MASK, Redactor
 
@@ -281,3 +291,210 @@ def test_evidence_attachment_is_capped() -> None:
     content = recorder.attachments[0]["content"]
     assert content.endswith("\n[truncated]")
     assert len(content.encode()) <= 64 * 1024 + len("\n[truncated]")
+
+
+# --- every form of a known secret ---------------------------------------------------------
+
+HARD = "Pw\\q\"'%@:/#+=ü€-42"  # changes under repr, JSON, HTML and URL encoding
+HARD_FORMS = secret_forms(HARD, ["app"])  # computed by the tests' own helper, not the redactor
+
+
+@pytest.mark.parametrize("form", list(HARD_FORMS))
+def test_redactor_masks_every_form_of_a_known_secret(form: str) -> None:
+    redact = Redactor([HARD], users=["app"])
+    assert redact(f"<{HARD_FORMS[form]}>") == f"<{MASK}>"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        repr(repr(HARD)),  # -l showing a string that holds a repr
+        json.dumps(repr({"k": HARD})),  # a repr in a JSON document
+        html.escape(json.dumps(HARD)),  # JSON in an HTML page
+        # pytest-html: the escaped log, in a JSON blob, autoescaped into an attribute
+        json.dumps(html.escape(repr(HARD))).replace("&", "&amp;").replace('"', "&#34;"),
+        quote(quote(HARD, safe=""), safe=""),  # a URL-encoded URL in a query string
+    ],
+    ids=["repr of repr", "json of repr", "html of json", "pytest-html", "url of url"],
+)
+def test_redactor_masks_one_encoding_on_top_of_another(text: str) -> None:
+    redact = Redactor([HARD])
+    assert MASK in redact(text)
+    assert leaks(redact(text), {"hard": HARD}) == []
+    assert "Pw" not in redact(text)
+
+
+def test_redactor_masks_a_secret_inside_a_longer_base64_text() -> None:
+    """HTTP Basic credentials of a user the settings do not name, a JSON blob in base64."""
+    redact = Redactor([HARD])
+    for prefix in (b"", b"x", b"xy", b"someone:", b'{"password": "'):
+        encoded = base64.b64encode(prefix + HARD.encode() + b'"}').decode()
+        masked = redact(f"Authorization: Basic {encoded}")
+        assert MASK in masked, prefix
+        assert len(masked) < len(f"Authorization: Basic {encoded}") - 8, prefix
+
+
+def test_redactor_masks_a_secret_cut_by_pytest_shortening_a_repr() -> None:
+    """saferepr keeps a long repr's head and tail around '...': the cut secret's ends go."""
+    redact = Redactor([HARD, "tok_live_9f8e7d6c5b4a"])
+    assert redact("a 'xxtok_live_9f8e...' b") == f"a 'xx{MASK}...' b"
+    assert redact("'...7d6c5b4a' and '...c5b4a'") == f"'...{MASK}' and '...{MASK}'"
+    assert redact("'...d6c5b'") == "'...d6c5b'"  # not an end of the secret
+    assert redact("'...5b4a tail'") == f"'...{MASK} tail'"
+    assert redact("abc...def tok...") == "abc...def tok..."  # 3 characters say nothing
+
+
+def test_redactor_without_secrets_compiles_nothing_and_keeps_text() -> None:
+    redact = Redactor()
+    text = "all good: replicas 3 >= 3 ... nothing to hide 'x' \"y\" %41 ü"
+    assert redact(text) == text
+    assert redact.secrets == frozenset()
+
+
+# --- log records --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def log_redaction() -> Iterator[LogRedaction]:
+    logs = LogRedaction(Redactor([HARD]))
+    logs.install()
+    yield logs
+    logs.uninstall()
+
+
+def _capture(logger_name: str) -> tuple[logging.Logger, io.StringIO, logging.Handler]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger, stream, handler
+
+
+def test_log_records_are_redacted_when_made(log_redaction: LogRedaction) -> None:
+    logger, stream, handler = _capture("vcci.test.made")
+    try:
+        logger.debug("password %s in %r", HARD, {"k": HARD})
+        try:
+            raise ConnectionError(f"cannot connect with {HARD!r}")
+        except ConnectionError:
+            logger.exception("failed", stack_info=True)
+        logger.info("%d replicas", 3)
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert leaks(text, {"hard": HARD}) == []
+    assert f"password {MASK} in {{'k': '{MASK}'}}" in text
+    assert f"ConnectionError: cannot connect with '{MASK}'" in text  # the traceback
+    assert "Stack (most recent call last)" in text
+    assert "3 replicas" in text
+
+
+def test_a_log_record_without_a_secret_keeps_its_arguments(log_redaction: LogRedaction) -> None:
+    record = logging.getLogger("vcci.test").makeRecord(
+        "vcci.test", logging.INFO, __file__, 1, "%d of %s", (2, "three"), None
+    )
+    assert (record.msg, record.args) == ("%d of %s", (2, "three"))
+
+
+def test_records_made_otherwise_are_redacted_by_the_handler_filter(
+    log_redaction: LogRedaction,
+) -> None:
+    logger, stream, handler = _capture("vcci.test.filter")
+    log_redaction.guard([handler])
+    try:
+        # makeLogRecord fills the record after the factory made it empty.
+        record = {"msg": "token %s", "args": (HARD,), "levelno": logging.WARNING}
+        logger.handle(logging.makeLogRecord(record))
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == f"token {MASK}\n"
+
+
+def test_uninstall_restores_the_factory_and_the_handlers() -> None:
+    before = logging.getLogRecordFactory()
+    handler = logging.NullHandler()
+    logs = LogRedaction(Redactor([HARD]))
+    logs.install()
+    logs.guard([handler])
+    assert logging.getLogRecordFactory() is not before
+    assert handler.filters == [logs]
+    logs.uninstall()
+    assert logging.getLogRecordFactory() is before
+    assert handler.filters == []
+    record = logging.getLogger("vcci.test").makeRecord(
+        "vcci.test", logging.INFO, __file__, 1, "%s", (HARD,), None
+    )
+    assert record.getMessage() == HARD
+
+
+LOGGING_SUITE = """
+import logging
+import pytest
+
+log = logging.getLogger("botocore.endpoint")
+
+
+@pytest.mark.checklist("4.1.1")
+def test_logs_the_token(vcci_context, caplog):
+    token = vcci_context.settings.table("api").token
+    log.debug("Sending http request: headers={'X-Amz-Security-Token': %r}", token.encode())
+    log.warning("token %s", token)
+    assert caplog.messages == ["Sending http request: headers={'X-Amz-Security-Token': b'[REDACTED]'}",
+                               "token [REDACTED]"]
+    assert token not in caplog.text
+    raise AssertionError("fail, to show the captured log")
+"""
+
+
+def test_log_outputs_are_redacted(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live logging, --log-file, the captured-log report section and caplog."""
+    monkeypatch.setenv("VCCI_TEST_PG_PASSWORD", PASSWORD)
+    write_env(pytester, ENV_FILE.replace(TOKEN, TOKEN + "\\\\'x"))
+    pytester.makepyfile(test_logs=LOGGING_SUITE)
+    result = pytester.runpytest_subprocess(
+        "--vcci-config",
+        "env.toml",
+        "-p",
+        "no:cacheprovider",
+        "--log-cli-level=DEBUG",
+        "--log-file=run.log",
+        "--log-file-level=DEBUG",
+        "-rA",
+    )
+
+    result.assert_outcomes(failed=1)
+    token = TOKEN + "\\'x"
+    log_file = (pytester.path / "run.log").read_text()
+    assert f"token {MASK}" in log_file
+    assert "test_logs.py::test_logs_the_token" in output(result)
+    for where, text in {"console": output(result), "run.log": log_file}.items():
+        assert leaks(text, {"token": token}) == [], where
+    result.stdout.fnmatch_lines(
+        ["*live log call*", f"WARNING  botocore.endpoint:test_logs.py:* token {M}"]
+    )
+    result.stdout.fnmatch_lines(["*Captured log call*", f"WARNING  botocore.endpoint:*token {M}"])
+
+
+def test_log_redaction_lasts_as_long_as_the_run(pytester: pytest.Pytester) -> None:
+    """In process (pytester's inline run): on during the run, gone after it."""
+    before = logging.getLogRecordFactory()
+    root_filters = {h: list(h.filters) for h in logging.getLogger().handlers}
+    write_env(pytester, ENV_FILE.replace("${VCCI_TEST_PG_PASSWORD}", "pw-1234"))
+    pytester.makepyfile(
+        """
+        import logging
+
+        def test_on(vcci_context):
+            assert logging.getLogRecordFactory() is not logging.LogRecord
+            assert any(h.filters for h in logging.getLogger().handlers)
+        """
+    )
+    result = pytester.runpytest("--vcci-config", "env.toml", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+    assert logging.getLogRecordFactory() is before
+    assert {h: list(h.filters) for h in logging.getLogger().handlers} == root_filters

@@ -39,7 +39,10 @@ class TargetUnreachable(Exception):
 def one_line(exc: BaseException) -> str:
     """An exception as one short line: type and the first line of its message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = re.sub(r"\s+", " ", text)[:300]
+    text = re.sub(r"\s+", " ", text)
+    if len(text) > 300:
+        # Marked as cut, the way pytest shortens a repr: redaction then masks a secret's head.
+        text = text[:300] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
