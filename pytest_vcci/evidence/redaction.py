@@ -100,6 +100,8 @@ _SHAPES: tuple[_Shape, ...] = (
     _Shape(re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK, ("akia", "asia")),
 )
 
+_ANY_NEEDLE = re.compile("|".join(re.escape(n) for shape in _SHAPES for n in shape.needles))
+
 
 # --- the forms of a secret ----------------------------------------------------------------
 
@@ -278,18 +280,21 @@ class Redactor:
         return frozenset(self._secrets)
 
     def __call__(self, text: str) -> str:
-        if not text:
+        if len(text) < MIN_SECRET:  # nothing that short is masked
             return text
         if self._known is not None:
             text = self._known.sub(MASK, text)
             if _CUT in text:
                 text = self._mask_cut_forms(text)
         folded = text.casefold()
+        # Most text holds no needle at all: one search rules out every shape that has one.
+        needles = _ANY_NEEDLE.search(folded) is not None
         for shape in _SHAPES:
-            if len(text) >= shape.min_length and (
-                not shape.needles or any(needle in folded for needle in shape.needles)
-            ):
-                text = shape.pattern.sub(shape.replacement, text)
+            if len(text) < shape.min_length:
+                continue
+            if shape.needles and not (needles and any(n in folded for n in shape.needles)):
+                continue
+            text = shape.pattern.sub(shape.replacement, text)
         return text
 
     def _mask_cut_forms(self, text: str) -> str:
@@ -322,10 +327,20 @@ class Redactor:
 
     def data(self, value: Any) -> Any:
         """Redact every string inside JSON-like data (keys included)."""
+        return self._data(value, {})
+
+    def _data(self, value: Any, keys: dict[str, str]) -> Any:
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
-            return {self(str(k)): self.data(v) for k, v in value.items()}
+            # The same few keys recur in every test and observation: each is redacted once.
+            clean = {}
+            for key, item in value.items():
+                text = str(key)
+                if text not in keys:
+                    keys[text] = self(text)
+                clean[keys[text]] = self._data(item, keys)
+            return clean
         if isinstance(value, (list, tuple)):
-            return [self.data(v) for v in value]
+            return [self._data(v, keys) for v in value]
         return value
