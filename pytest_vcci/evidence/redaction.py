@@ -16,6 +16,7 @@ settings is caught too.
 from __future__ import annotations
 
 import base64
+import bisect
 import contextlib
 import html
 import json
@@ -253,6 +254,12 @@ def _node_pattern(node: dict[str, Any]) -> str:
     return pattern
 
 
+def _starts_one_of(ordered: list[str], fragment: str) -> bool:
+    """Whether ``fragment`` begins one of the sorted strings ``ordered``."""
+    i = bisect.bisect_left(ordered, fragment)
+    return i < len(ordered) and ordered[i].startswith(fragment)
+
+
 class Redactor:
     """Replaces known secrets (in all their forms) and secret shapes in text and JSON-like data."""
 
@@ -261,7 +268,7 @@ class Redactor:
         self._users = {u for u in users if u}
         self._forms: set[str] = set()
         self._known: re.Pattern[str] | None = None
-        self._cut: tuple[frozenset[str], frozenset[str], int] | None = None
+        self._cut: tuple[list[str], list[str], int] | None = None
         self.add(*secrets)
 
     def add(self, *secrets: str) -> None:
@@ -300,26 +307,23 @@ class Redactor:
     def _mask_cut_forms(self, text: str) -> str:
         """pytest shortens a long repr in its middle (``-l``, assertion explanations):
         ``abc...xyz``. A secret cut there is masked by the part that is left on each side."""
-        if self._cut is None:
-            self._cut = (
-                frozenset(f[:n] for f in self._forms for n in range(MIN_SECRET, len(f))),
-                frozenset(f[-n:] for f in self._forms for n in range(MIN_SECRET, len(f))),
-                max(map(len, self._forms)),
-            )
-        heads, tails, longest = self._cut
+        if self._cut is None:  # the forms, and the forms reversed, sorted for bisect
+            forms = sorted(self._forms)
+            self._cut = forms, sorted(f[::-1] for f in forms), max(map(len, forms))
+        forms, reversed_forms, longest = self._cut
         pieces: list[str] = []
         done = 0
         for cut in re.finditer(re.escape(_CUT), text):
             start, end = cut.start(), cut.end()
             for n in range(min(longest, start - done), MIN_SECRET - 1, -1):
-                if text[start - n : start] in heads:
+                if _starts_one_of(forms, text[start - n : start]):
                     pieces.append(text[done : start - n] + MASK)
                     done = start
                     break
             pieces.append(text[done:end])
             done = end
             for n in range(min(longest, len(text) - end), MIN_SECRET - 1, -1):
-                if text[end : end + n] in tails:
+                if _starts_one_of(reversed_forms, text[end : end + n][::-1]):
                     pieces.append(MASK)
                     done = end + n
                     break
