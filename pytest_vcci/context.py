@@ -42,7 +42,7 @@ class RunContext:
         from pytest_vcci.targets.base import TargetGate
 
         if "gate" not in self.extras:
-            self.extras["gate"] = TargetGate(self.run_dir / "targets")
+            self.extras["gate"] = TargetGate(self.run_dir / "targets", self.redactor)
         gate: TargetGate = self.extras["gate"]
         return gate
 

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -17,6 +18,7 @@ from secrets_support import leaks, secret_forms
 from pytest_vcci.evidence.log_redaction import LogRedaction
 from pytest_vcci.evidence.recorder import Evidence
 from pytest_vcci.evidence.redaction import MASK, Redactor
+from pytest_vcci.targets.base import TargetGate, TargetUnreachable
 
 PASSWORD = "Pg-S3cret!pw42"  # planted in the DSN through ${VCCI_TEST_PG_PASSWORD}
 TOKEN = "tok_live_9f8e7d6c5b4a"  # planted as [api].token
@@ -498,3 +500,24 @@ def test_log_redaction_lasts_as_long_as_the_run(pytester: pytest.Pytester) -> No
     result.assert_outcomes(passed=1)
     assert logging.getLogRecordFactory() is before
     assert {h: list(h.filters) for h in logging.getLogger().handlers} == root_filters
+
+
+def test_a_target_gate_keeps_root_causes_masked(tmp_path: Path) -> None:
+    """A root cause is shown in every test of its target and kept in the run directory."""
+    gate = TargetGate(tmp_path / "targets", Redactor([HARD]))
+
+    def probe() -> None:
+        # The secret straddles the 300 characters a root cause keeps.
+        raise ConnectionError("x" * 290 + HARD + " was refused")
+
+    with pytest.raises(TargetUnreachable) as probed:
+        gate.ensure("postgres", probe)
+    with pytest.raises(TargetUnreachable) as watched, gate.watch("redis", KeyError):
+        raise KeyError(f"no key {HARD!r}")
+
+    assert str(probed.value).endswith(f"ConnectionError: {'x' * 290}{MASK}...")
+    assert str(watched.value) == f"redis unreachable: KeyError: 'no key \\'{MASK}\\''"
+    shown = str(probed.value) + str(watched.value)
+    shown += "".join(p.read_text() for p in (tmp_path / "targets").iterdir())
+    assert leaks(shown, {"hard": HARD}) == []
+    assert HARD[:6] not in shown

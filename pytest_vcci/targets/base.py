@@ -49,8 +49,11 @@ def one_line(exc: BaseException) -> str:
 class TargetGate:
     """Remembers, for the whole run and all workers, which targets are down and why."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, redact: Callable[[str], str] | None = None) -> None:
         self.state_dir = state_dir
+        # Causes come from the clients' own error texts (an echoed header, a URL): masked
+        # before they are written to the shared state and shown in every test of the target.
+        self._redact = redact or (lambda text: text)
         state_dir.mkdir(parents=True, exist_ok=True)
 
     def _state(self, target: str) -> Path:
@@ -72,7 +75,7 @@ class TargetGate:
     def mark_down(self, target: str, cause: str) -> None:
         path = self._state(target)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ok": False, "cause": cause}))
+        tmp.write_text(json.dumps({"ok": False, "cause": self._redact(cause)}))
         tmp.replace(path)
 
     def ensure(self, target: str, probe: Callable[[], object]) -> None:
@@ -88,7 +91,7 @@ class TargetGate:
                         probe()
                         state = {"ok": True}
                     except Exception as exc:
-                        state = {"ok": False, "cause": one_line(exc)}
+                        state = {"ok": False, "cause": self._redact(one_line(exc))}
                     path = self._state(target)
                     path.write_text(json.dumps(state))
         if not state.get("ok"):
@@ -101,6 +104,6 @@ class TargetGate:
         try:
             yield
         except errors as exc:
-            cause = one_line(exc)
+            cause = self._redact(one_line(exc))
             self.mark_down(target, cause)
             raise TargetUnreachable(target, cause) from exc
