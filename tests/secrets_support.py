@@ -168,8 +168,9 @@ def plant(
             "access_key_id": "AKIAPLANTEDEXAMPLE01",
             "secret_access_key": ref("aws.secret_access_key"),
             "session_token": ref("aws.session_token"),
-            "connect_timeout": 2.0,
-            "read_timeout": 5.0,
+            # Generous: moto answers at once, but a loaded machine must not make it "down".
+            "connect_timeout": 10.0,
+            "read_timeout": 30.0,
             "max_attempts": 1,
         },
         "kubernetes": {
@@ -303,13 +304,24 @@ def echo_server() -> Iterator[str]:
 def moto_server() -> Iterator[str]:
     """moto's server on 127.0.0.1 (empty: no resources); its URL. It takes any credentials,
     so botocore really signs and sends with the planted ones."""
+    import boto3
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        url = f"http://{host}:{port}"
+        # moto loads a service on its first request (seconds on a loaded machine): load STS,
+        # which the plugin's probe calls, before anything is timed.
+        boto3.client(
+            "sts",
+            endpoint_url=url,
+            region_name="eu-west-1",
+            aws_access_key_id="AKIAWARMUP0000000000",
+            aws_secret_access_key="warm-up",
+        ).get_caller_identity()
+        yield url
     finally:
         server.stop()
 
