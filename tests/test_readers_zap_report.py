@@ -83,7 +83,7 @@ def test_missing_report_names_the_file(tmp_path: Path) -> None:
 
 
 def test_stale_report_by_its_own_date(tmp_path: Path) -> None:
-    old = NOW - dt.timedelta(hours=200)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=200)  # now, not at import: no drift
     path = write_zap_report(tmp_path / "zap.json", generated_at=old)
     os.utime(path)  # a fresh mtime must not hide the report's own age
     with pytest.raises(IngestError, match=r"stale: generated .*200\.0 h ago.*168 h limit"):
