@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-from pytest_vcci.settings import SettingsError, read_toml
+from pytest_vcci.settings import SettingsError, first_error, location, read_toml
+from pytest_vcci.settings import explain as explain_error
 
 
 class ItemRecord(BaseModel):
@@ -70,9 +71,14 @@ def _record(
     try:
         record = model.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"])
-        raise SettingsError(source, f"{where}.{key}", explain(key, error)) from None
+        error = first_error(exc)
+        key = location(error["loc"])
+        message = (
+            explain_error(error, list(model.model_fields))
+            if error["type"] == "extra_forbidden"
+            else explain(key, error)
+        )
+        raise SettingsError(source, f"{where}.{key}", message) from None
     if record.item not in catalog_ids:
         raise SettingsError(source, f"{where}.item", f"unknown checklist ID {record.item!r}")
     problem = check(record)

@@ -6,16 +6,21 @@ was expected, so the plugin can print it as one line and exit with a usage error
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from pytest_vcci import addresses
 
 Scalar = str | int | float | bool
 
@@ -39,6 +44,31 @@ class TargetNotConfigured(Exception):
         super().__init__(f"[{table}] is not configured in {source}")
 
 
+# --- values that name where a target lives -------------------------------------------------
+
+
+def _checked(kind: str, problem: Callable[[str], str | None]) -> AfterValidator:
+    """A validator whose error is ``problem``'s message alone: it never repeats the value."""
+
+    def check(value: str) -> str:
+        message = problem(value)
+        if message is not None:
+            raise PydanticCustomError(f"vcci_{kind}", message)
+        return value
+
+    return AfterValidator(check)
+
+
+HttpUrl = Annotated[str, _checked("url", addresses.http_url_problem)]
+RedisUrl = Annotated[str, _checked("url", addresses.redis_url_problem)]
+PostgresDsn = Annotated[str, _checked("dsn", addresses.postgres_dsn_problem)]
+HostName = Annotated[str, _checked("host", addresses.host_problem)]
+Endpoint = Annotated[str, _checked("endpoint", addresses.endpoint_problem)]
+IpAddress = Annotated[str, _checked("ip", addresses.ip_problem)]
+AwsRegion = Annotated[str, _checked("region", addresses.region_problem)]
+UrlPath = Annotated[str, _checked("path", addresses.path_problem)]
+
+
 # --- tables -------------------------------------------------------------------------------
 
 
@@ -51,7 +81,7 @@ class Table(BaseModel):
 
 
 class EnvironmentTable(Table):
-    name: str
+    name: str = Field(min_length=1)
     description: str = ""
     production: bool = False
     attestations: str | None = Field(None, description="attestations TOML, relative to this file")
@@ -66,7 +96,7 @@ class Timeouts(Table):
 class KubernetesTable(Timeouts):
     secret_keys = ("token",)
     url_keys = ("server",)
-    server: str | None = None
+    server: HttpUrl | None = None
     token: str | None = None
     kubeconfig: str | None = None
     context: str | None = None
@@ -79,28 +109,30 @@ class KubernetesTable(Timeouts):
 
 class PostgresTable(Timeouts):
     url_keys = ("dsn", "replicas", "pgbouncer_dsn", "non_tls_dsn")
-    dsn: str
-    replicas: list[str] = []
-    pgbouncer_dsn: str | None = None
+    dsn: PostgresDsn
+    replicas: list[PostgresDsn] = []
+    pgbouncer_dsn: PostgresDsn | None = None
     statement_timeout_ms: int = Field(10000, ge=1)
     ram: str | None = Field(None, description="instance RAM, e.g. '16GB', for memory-ratio checks")
-    non_tls_dsn: str | None = Field(None, description="a DSN without TLS that must be refused")
+    non_tls_dsn: PostgresDsn | None = Field(
+        None, description="a DSN without TLS that must be refused"
+    )
 
 
 class RedisTable(Timeouts):
     url_keys = ("url", "cluster_url", "unauthenticated_url")
-    url: str
-    cluster_url: str | None = None
+    url: RedisUrl
+    cluster_url: RedisUrl | None = None
     ca_bundle: str | None = None
-    unauthenticated_url: str | None = Field(None, description="must be refused with NOAUTH")
+    unauthenticated_url: RedisUrl | None = Field(None, description="must be refused with NOAUTH")
 
 
 class AwsTable(Timeouts):
     secret_keys = ("secret_access_key", "session_token")
     url_keys = ("endpoint_url",)
-    region: str
+    region: AwsRegion
     profile: str | None = None
-    endpoint_url: str | None = None
+    endpoint_url: HttpUrl | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
     session_token: str | None = None
@@ -110,7 +142,7 @@ class AwsTable(Timeouts):
 class HttpTable(Timeouts):
     secret_keys = ("token", "api_key")
     url_keys = ("url",)
-    url: str
+    url: HttpUrl
     token: str | None = None
     api_key: str | None = None
     ca_bundle: str | None = None
@@ -120,7 +152,7 @@ class HttpTable(Timeouts):
 class ApiTable(Timeouts):
     secret_keys = ("token", "api_key")
     url_keys = ("base_url",)
-    base_url: str
+    base_url: HttpUrl
     ca_bundle: str | None = None
     verify_tls: bool = True
     token: str | None = None
@@ -130,14 +162,16 @@ class ApiTable(Timeouts):
 
 
 class TlsTable(Timeouts):
-    endpoints: list[str] = []
+    endpoints: list[Endpoint] = []
     ca_bundle: str | None = None
 
 
 class HostTable(Table):
     url_keys = ("backend",)  # testinfra: winrm://user:password@host
     backend: str = "local://"
-    resolver: str | None = Field(None, description="DNS server address for resolve(); None: system")
+    resolver: IpAddress | None = Field(
+        None, description="DNS server address for resolve(); None: system"
+    )
     resolver_port: int = Field(53, ge=1, le=65535)
     dns_timeout: float = Field(5.0, gt=0, le=60)
 
@@ -145,7 +179,7 @@ class HostTable(Table):
 class SmtpTable(Timeouts):
     """The outgoing mail server (9.1.3): reachability and STARTTLS only, nothing is sent."""
 
-    host: str
+    host: HostName
     port: int = Field(587, ge=1, le=65535)
     starttls: bool = True
     sending_domain: str | None = Field(None, description="domain whose SPF/DKIM/DMARC to check")
@@ -169,14 +203,14 @@ class DocsTable(Table):
     url_keys = ("url", "manifests_repository")  # https://user:token@host/...
 
     directory: str | None = None
-    url: str | None = None
+    url: HttpUrl | None = None
     manifests_repository: str | None = Field(None, description="git checkout of the manifests")
 
 
 class PerformanceTable(Table):
     """Bounds for the intrusive load probes (7.1.x, 11.1.3)."""
 
-    api_endpoints: list[str] = ["/health/ready"]
+    api_endpoints: list[UrlPath] = ["/health/ready"]
     api_requests: int = Field(200, ge=1, le=100000)
     api_concurrency: int = Field(10, ge=1, le=500)
     db_queries: list[str] = ["SELECT 1"]
@@ -356,17 +390,36 @@ def _join(location: str, key: str) -> str:
     return f"{location}.{key}" if location else f"[{key}]"
 
 
+_KEY_PATH = re.compile(r'(?:"[^"]*"|[^".=\s]+)(?:\.(?:"[^"]*"|[^".=\s]+))+')
+
+
+_EXAMPLE = "e.g. postgres.statement_timeout_ms=5000"
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``postgres.dsn=...`` or ``thresholds."3.2.4".backend_replicas=4`` -> (path, value)."""
+    """``postgres.dsn=...`` or ``thresholds."3.2.4".backend_replicas=4`` -> (path, value).
+
+    Errors name the key path only: the value may be a secret."""
     key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise SettingsError("--vcci-set", text, "expected TABLE.KEY=VALUE")
+    key = key.strip()
+    if not sep:
+        raise SettingsError("--vcci-set", "", f"expected TABLE.KEY=VALUE (no '='), {_EXAMPLE}")
+    if not _KEY_PATH.fullmatch(key):
+        shown = repr(key) if re.fullmatch(r'[\w."*-]*', key) else "<not shown>"
+        raise SettingsError("--vcci-set", "", f"key {shown}: expected TABLE.KEY=VALUE, {_EXAMPLE}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
-    path = [p.strip().strip('"') for p in re.findall(r'"[^"]*"|[^.]+', key.strip())]
+    path = [p.strip('"') for p in re.findall(r'"[^"]*"|[^.]+', key)]
     return path, value
+
+
+def _override_location(path: list[str]) -> str:
+    """Where an override lands, written as errors write it: ``[redis].url``."""
+    if path[0] == "thresholds" and len(path) > 1:
+        return ".".join([f'[thresholds."{path[1]}"]', *path[2:]])
+    return ".".join([f"[{path[0]}]", *path[1:]])
 
 
 def load_settings(
@@ -374,22 +427,37 @@ def load_settings(
     overrides: list[str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read, interpolate, override and validate an environment file (None: defaults only)."""
+    """Read, interpolate, override and validate an environment file (None: defaults only).
+
+    An error about a key that ``--vcci-set`` gave names ``--vcci-set``, not the file."""
     env = os.environ if env is None else env
     source = str(path) if path is not None else "<defaults>"
     raw: dict[str, Any] = {"environment": {"name": "default"}}
     if path is not None:
         raw = read_toml(Path(path))
+    overridden: list[str] = []  # locations that --vcci-set gave or created
     for text in overrides or []:
         keys, value = parse_override(text)
         node = raw
-        for key in keys[:-1]:
+        for depth, key in enumerate(keys[:-1]):
+            if key not in node:
+                overridden.append(_override_location(keys[: depth + 1]))
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
-                raise SettingsError("--vcci-set", text, f"{key} is not a table")
+                where = _override_location(keys[: depth + 1])
+                raise SettingsError("--vcci-set", where, "is not a table, so it has no keys")
         node[keys[-1]] = value
-    raw = interpolate(raw, source, "", env)
-    return build_settings(raw, source)
+        overridden.append(_override_location(keys))
+    try:
+        return build_settings(interpolate(raw, source, "", env), source)
+    except SettingsError as exc:
+        if exc.source == source and any(_within(exc.location, o) for o in overridden):
+            raise SettingsError("--vcci-set", exc.location, exc.message) from None
+        raise
+
+
+def _within(location: str, overridden: str) -> bool:
+    return location == overridden or location.startswith((overridden + ".", overridden + "["))
 
 
 def read_toml(path: Path, what: str = "environment file") -> dict[str, Any]:
@@ -435,25 +503,59 @@ def _validate_table(model: type[Table], name: str, data: Any, source: str) -> Ta
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = ".".join(str(p) for p in error["loc"])
-        if error["type"] == "extra_forbidden":
-            known = ", ".join(model.model_fields)
-            message = f"unknown key (expected one of: {known})"
-        elif error["type"] == "missing":
-            message = "required key is missing"
-        else:
-            message = f"{error['msg']} (got {error.get('input')!r})"
-            for secret in _maybe_secret(model, error):
-                message = message.replace(secret, "***")
-        raise SettingsError(source, f"[{name}].{loc}", message) from None
+        error = first_error(exc)
+        secret = bool(error["loc"]) and str(error["loc"][0]) in (
+            *model.secret_keys,
+            *model.url_keys,
+        )
+        message = explain(error, list(model.model_fields), secret=secret)
+        raise SettingsError(source, f"[{name}].{location(error['loc'])}", message) from None
 
 
-def _maybe_secret(model: type[Table], error: Mapping[str, Any]) -> Iterator[str]:
+def first_error(exc: ValidationError) -> ErrorDetails:
+    """The error to report: an unknown key first (a misspelt key also makes the intended one
+    missing, and the misspelling is what the user must fix), then pydantic's order."""
+    errors = exc.errors()
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    return (unknown or errors)[0]
+
+
+def location(loc: tuple[int | str, ...]) -> str:
+    """``("replicas", 0)`` -> ``replicas[0]``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def explain(error: ErrorDetails, known: list[str], *, secret: bool = False) -> str:
+    """What is wrong and what was expected, in words; a secret's value is never repeated."""
+    if error["type"] == "extra_forbidden":
+        key = str(error["loc"][-1]) if error["loc"] else ""
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        return f"unknown key{hint} (expected one of: {', '.join(known)})"
+    if error["type"] == "missing":
+        return "required key is missing"
+    if error["type"].startswith("vcci_"):
+        return error["msg"]  # our own validators' messages name no part of the value
     value = error.get("input")
-    key = str(error["loc"][0]) if error["loc"] else ""
-    if isinstance(value, str) and (key in model.secret_keys or key in model.url_keys):
-        yield value
+    shown = f"got {type_name(value)}" if secret else f"got {value!r}"
+    return f"{error['msg']} ({shown})"
+
+
+def type_name(value: Any) -> str:
+    """What kind of TOML value this is: said instead of a value that may be a secret."""
+    kinds: list[tuple[type | tuple[type, ...], str]] = [
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "a table"),
+        ((dt.date, dt.time), "a date or time"),
+    ]
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a value")
 
 
 def _validate_thresholds(data: Any, source: str) -> dict[str, dict[str, Scalar]]:

@@ -182,7 +182,7 @@ def test_no_attestations_file_fails_attest(pytester: pytest.Pytester) -> None:
         ),
         pytest.param(
             RECORDS.replace('reference = "OPS-1432"', 'reference = "OPS-1432"\nsigned = true'),
-            "ERROR: att.toml: [[][[]attestation]] #1.signed: unknown key",
+            "ERROR: att.toml: [[][[]attestation]] #1.signed: unknown key (expected one of: item, *)",
             id="unknown-key",
         ),
         pytest.param(

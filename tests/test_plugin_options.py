@@ -108,16 +108,16 @@ def test_vcci_config_and_set_overrides(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("postgres", "ERROR: --vcci-set: postgres: expected TABLE.KEY=VALUE"),
+        ("postgres", "ERROR: --vcci-set: expected TABLE.KEY=VALUE (no '=')*"),
         (
             "environment.name.first=x",
-            "ERROR: --vcci-set: environment.name.first=x: name is not a table",
+            "ERROR: --vcci-set: [[]environment[]].name: is not a table, so it has no keys",
         ),
         (
             'thresholds."3.2.4".backend_replicas="many"',
-            'ERROR: env.toml: [[]thresholds."3.2.4"[]].backend_replicas: expected int like 3, got *many*',
+            'ERROR: --vcci-set: [[]thresholds."3.2.4"[]].backend_replicas: expected int like 3, got *many*',
         ),
-        ("redis.port=6379", "ERROR: env.toml: [[]redis[]].port: unknown key*"),
+        ("redis.port=6379", "ERROR: --vcci-set: [[]redis[]].port: unknown key*"),
     ],
 )
 def test_bad_vcci_set_is_a_usage_error(

@@ -209,14 +209,14 @@ def test_interpolation_from_the_environment(tmp_path: pytest.TempPathFactory) ->
         + '[postgres]\ndsn = "postgresql://app:${PGPW}@db:5432/vcci"\n'
         + 'replicas = ["postgresql://app:${PGPW}@r1/vcci"]\n'
         + '[api]\nbase_url = "https://api"\ntoken = "${API_TOKEN}"\n'
-        + '[redis]\nurl = "$${NOT_A_VAR}"\n'
+        + '[docs]\ndirectory = "$${NOT_A_VAR}"\n'
     )
     settings = load_settings(path, env={"PGPW": "p%40ss-w0rd", "API_TOKEN": "tkn-123456"})
 
     assert settings.table("postgres").dsn == "postgresql://app:p%40ss-w0rd@db:5432/vcci"
     assert settings.table("postgres").replicas == ["postgresql://app:p%40ss-w0rd@r1/vcci"]
     assert settings.table("api").token == "tkn-123456"
-    assert settings.table("redis").url == "${NOT_A_VAR}"
+    assert settings.table("docs").directory == "${NOT_A_VAR}"
     # Both the URL-encoded and the decoded password are redacted.
     assert {"tkn-123456", "p%40ss-w0rd", "p@ss-w0rd"} <= set(settings.secrets())
 
