@@ -130,8 +130,8 @@ def test_an_intact_directory_verifies(
         (lambda out: (out / "extra.txt").write_text("hello"), "extra.txt", "added"),
         (
             lambda out: (out / "sub").mkdir() or (out / "sub" / "x").write_text("x"),
-            "sub/x",
-            "added",
+            "sub",
+            "added directory (not in the manifest; 1 file(s))",
         ),
     ],
     ids=["changed", "missing", "added", "added-in-subdir"],
@@ -312,3 +312,108 @@ def test_a_history_inside_the_report_directory_is_left_out(
     assert len(runs) == 3  # two runs and latest
     for run_dir in runs:
         assert verify(capsys, str(run_dir))[0] == 0
+
+
+# --- strict: one spelling of the signature, nothing the manifest does not know -------------
+
+
+def _respell(text: str) -> str:
+    """The same signature bytes in non-canonical base64: the last character's unused low
+    bits set (an Ed25519 signature is 64 bytes, so its base64 ends in one char + '==')."""
+    body = text.rstrip("\n")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(body[-3])
+    return body[:-3] + alphabet[last | 0b1111] + "==" + "\n"
+
+
+@pytest.mark.parametrize(
+    ("respell", "problem"),
+    [
+        (lambda t: t.rstrip("\n"), None),  # no final newline: still the canonical text
+        (lambda t: t + "\n", "not strict base64"),
+        (lambda t: t.replace("\n", "\r\n"), "not strict base64"),
+        (lambda t: " " + t, "not strict base64"),
+        (lambda t: t[:40] + "\n" + t[40:], "not strict base64"),
+        (lambda t: t.rstrip("\n").rstrip("=") + "\n", "not strict base64"),
+        (
+            lambda t: base64.b64encode(base64.b64decode(t) + b"xyz").decode() + "\n",
+            "not an Ed25519 signature: 67 bytes, expected 64",
+        ),
+        (_respell, "not canonical base64"),
+        (lambda t: t.rstrip("\n") + "\n\x00", "not strict base64"),
+    ],
+    ids=[
+        "no-newline",
+        "two-newlines",
+        "crlf",
+        "leading-space",
+        "wrapped",
+        "no-padding",
+        "trailing-bytes",
+        "non-canonical",
+        "nul-after-newline",
+    ],
+)
+def test_verify_accepts_only_the_canonical_signature_text(
+    pytester: pytest.Pytester,
+    capsys: pytest.CaptureFixture[str],
+    signer: tuple[Ed25519PrivateKey, Path, Path],
+    respell: Any,
+    problem: str | None,
+) -> None:
+    _, private, public = signer
+    _, out = run(pytester, "--vcci-sign-key", str(private))
+    original = (out / "manifest.sig").read_text()
+    changed = respell(original)
+    if problem == "not canonical base64":  # the same bytes, spelt differently
+        assert base64.b64decode(changed) == base64.b64decode(original)
+        assert changed != original
+    (out / "manifest.sig").write_text(changed, newline="")
+    for args in ([], ["--public-key", str(public)]):
+        status, lines = verify(capsys, str(out), *args)
+        if problem is None:
+            assert status == 0, lines
+            continue
+        assert status == 1
+        fails = [line for line in lines if line.startswith("FAIL")]
+        assert len(fails) == 1
+        assert fails[0].startswith(f"FAIL {out / 'manifest.sig'}: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        (
+            lambda out: (out / "empty").mkdir(),
+            ["empty: added directory (not in the manifest; 0 file(s))"],
+        ),
+        (
+            lambda out: (
+                (out / "a" / "b").mkdir(parents=True) or (out / "a" / "b" / "x").write_text("x")
+            ),
+            ["a: added directory (not in the manifest; 1 file(s))"],
+        ),
+        (
+            lambda out: (out / "elsewhere").symlink_to(out.parent, target_is_directory=True),
+            ["elsewhere: added symlink to a directory (not in the manifest; 0 file(s))"],
+        ),
+        (
+            lambda out: ((out / ".hidden").write_text("x"), (out / "notes").mkdir()),
+            [
+                ".hidden: added (not in the manifest)",
+                "notes: added directory (not in the manifest; 0 file(s))",
+            ],
+        ),
+    ],
+    ids=["empty-dir", "nested-dirs", "symlinked-dir", "hidden-file-and-dir"],
+)
+def test_verify_names_every_unexpected_file_and_directory_once(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str], tamper: Any, expected: list[str]
+) -> None:
+    _, out = run(pytester)
+    tamper(out)
+    status, lines = verify(capsys, str(out))
+    assert status == 1
+    fails = sorted(line for line in lines if line.startswith("FAIL"))
+    assert fails == sorted(f"FAIL {out}/{line}" for line in expected)
+    assert lines[-1] == f"TAMPERED {out}: {len(expected)} problem(s)"

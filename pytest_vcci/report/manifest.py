@@ -261,8 +261,37 @@ def _check_files(
                     f"{entry.get('sha256')} (size {entry.get('size')})",
                 )
             )
-    for name in sorted(present - set(listed)):
-        problems.append(Problem(name, "added (not in the manifest)"))
+    problems.extend(_unexpected(directory, present - set(listed), set(listed), excluded))
+    return problems
+
+
+def _unexpected(
+    directory: Path, added: set[str], listed: set[str], excluded: list[Path]
+) -> list[Problem]:
+    """One problem per file or directory the manifest does not know: a directory that holds
+    no listed file is named once (with how many files it holds), not file by file."""
+    skipped = {p.resolve() for p in excluded}
+    expected_dirs = {parent.as_posix() for name in listed for parent in Path(name).parents}
+    problems: list[Problem] = []
+    for root, dirs, _files in os.walk(directory):
+        here = Path(root)
+        for name in sorted(dirs):
+            path = here / name
+            relative = path.relative_to(directory).as_posix()
+            if path.resolve() in skipped or relative in expected_dirs:
+                continue
+            inside = sum(1 for a in added if a.startswith(relative + "/"))
+            kind = "symlink to a directory" if path.is_symlink() else "directory"
+            problems.append(
+                Problem(relative, f"added {kind} (not in the manifest; {inside} file(s))")
+            )
+        dirs[:] = sorted(
+            d for d in dirs if (here / d).relative_to(directory).as_posix() in expected_dirs
+        )
+    shown = [p.path + "/" for p in problems]
+    for name in sorted(added):
+        if not name.startswith(tuple(shown)):
+            problems.append(Problem(name, "added (not in the manifest)"))
     return problems
 
 
@@ -286,6 +315,9 @@ def _check_signature(
         return [
             Problem(SIGNATURE, f"missing (the manifest says {signed.get('public_key')} signed it)")
         ]
+    encoding = signature_encoding_problem(signature_path.read_bytes())
+    if encoding is not None:
+        return [Problem(SIGNATURE, encoding)]
     if public_key is None:
         notes.append(
             f"signed by {signed.get('public_key')}; signature not checked (pass --public-key)"
@@ -302,9 +334,7 @@ def _check_signature(
             )
         ]
     try:
-        signature = base64.b64decode(
-            signature_path.read_text(encoding="ascii").strip(), validate=True
-        )
+        signature = base64.b64decode(signature_path.read_bytes().removesuffix(b"\n"))
         public_key.verify(signature, raw)
     except (InvalidSignature, ValueError):
         return [
@@ -316,3 +346,19 @@ def _check_signature(
         ]
     notes.append(f"signature good: signed by {expected}")
     return []
+
+
+def signature_encoding_problem(data: bytes) -> str | None:
+    """What makes ``manifest.sig`` other than what a run writes: the canonical base64 of a
+    64-byte Ed25519 signature and one final newline, nothing else. Any other spelling of the
+    same bytes would verify too, so it is a sign the file was rewritten."""
+    text = data.removesuffix(b"\n")
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except ValueError:
+        return "not strict base64 (characters, whitespace or padding base64 does not allow)"
+    if base64.b64encode(decoded) != text:
+        return "not canonical base64 (re-encoding the signature gives different text)"
+    if len(decoded) != 64:
+        return f"not an Ed25519 signature: {len(decoded)} bytes, expected 64"
+    return None
