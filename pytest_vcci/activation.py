@@ -10,6 +10,7 @@ import pytest
 
 from pytest_vcci.attestations import Attestations, load_attestations
 from pytest_vcci.checklist import load_catalog
+from pytest_vcci.checklist.marker import parse_patterns, parse_sections, selected_ids
 from pytest_vcci.context import (
     ATTESTATIONS_KEY,
     CONTEXT_KEY,
@@ -19,6 +20,7 @@ from pytest_vcci.context import (
     RUN_ACTIVE,
     SANDBOX_KEY,
     SIGN_KEY,
+    SIGNALS_KEY,
     WAIVERS_KEY,
     RunContext,
     report_dir,
@@ -27,29 +29,43 @@ from pytest_vcci.evidence.log_redaction import LogRedaction
 from pytest_vcci.evidence.redaction import Redactor
 from pytest_vcci.report import html_hooks
 from pytest_vcci.report.manifest import SigningError, load_private_key
+from pytest_vcci.report.write import writable_dir_problem
 from pytest_vcci.session import VcciSession
 from pytest_vcci.settings import Settings, SettingsError, find_environment_file, load_settings
+from pytest_vcci.signals import SignalGuard
 from pytest_vcci.waivers import Waivers, load_waivers
+
+GATES = ("critical", "high", "medium", "low")
 
 
 def activate(
     config: pytest.Config, run: dict[str, str], session: pytest.Session | None = None
 ) -> None:
-    """Load and validate everything the run needs; usage errors become exit status 4."""
+    """Load and validate everything the run needs; usage errors become exit status 4.
+
+    Everything a user can get wrong is checked here, before the first test and before
+    anything is written, so a usage error is one line and leaves the report directory as it
+    was. The cheap checks come first: the sandbox takes half a minute to start."""
     if CONTEXT_KEY in config.stash:
         return
     is_worker = hasattr(config, "workerinput")
+    guard = SignalGuard()
+    guard.install()  # before the sandbox starts: a SIGTERM then still stops it cleanly
+    config.stash[SIGNALS_KEY] = guard
     try:
+        gate = _gate(config)
+        selection = _selection(config)
+        if not is_worker:
+            _check_directories(config)
         if config.getoption("vcci_sandbox") and not is_worker:
             run["vcci_sandbox_env"] = str(_start_sandbox(config, Path(run["vcci_run_dir"])))
         settings = load_settings(_settings_path(config, run), config.getoption("vcci_set"))
         attestations = _load_attestations(config, settings)
         waivers = _load_waivers(config, settings)
         sign_key = None if is_worker else _load_sign_key(config)
+        run_dir = _make_run_dir(Path(run["vcci_run_dir"]))
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    run_dir = Path(run["vcci_run_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
     context = RunContext(
         settings=settings,
         redactor=Redactor(settings.secrets(), settings.usernames()),
@@ -67,7 +83,55 @@ def activate(
     # Before anything reaches a target: from here on no log record carries a known secret.
     logs = config.stash[LOG_REDACTION_KEY] = LogRedaction(context.redactor)
     logs.install()
-    _register(config, context, session)
+    if not is_worker:
+        config.pluginmanager.register(guard, "vcci-signals")
+    _register(config, context, session, gate, selection)
+
+
+def _gate(config: pytest.Config) -> str:
+    given = config.getoption("vcci_gate")
+    gate = str(given or config.getini("vcci_gate") or "high").strip()
+    if gate not in GATES:
+        source = "--vcci-gate" if given else "ini vcci_gate"
+        raise SettingsError(source, "", f"{gate!r} is not one of {', '.join(GATES)}")
+    return gate
+
+
+def _selection(config: pytest.Config) -> set[str] | None:
+    """The checklist IDs --checklist and --checklist-section choose (None: no selection)."""
+    patterns = parse_patterns(config.getoption("vcci_checklist") or [])
+    sections = parse_sections(config.getoption("vcci_checklist_section") or [])
+    if not patterns and not sections:
+        return None
+    return selected_ids(load_catalog(), patterns, sections)
+
+
+def _check_directories(config: pytest.Config) -> None:
+    """The report directory (and --vcci-history) must take files: found now, not after the
+    last test."""
+    given = config.getoption("vcci_report_dir")
+    out = report_dir(config)
+    problem = writable_dir_problem(out)
+    if problem is not None:
+        source = "--vcci-report-dir" if given else "ini vcci_report_dir"
+        raise SettingsError(source, str(out), problem)
+    history = config.getoption("vcci_history")
+    if history:
+        path = Path(history)
+        path = path if path.is_absolute() else Path(config.invocation_params.dir) / path
+        problem = writable_dir_problem(path)
+        if problem is not None:
+            raise SettingsError("--vcci-history", str(path), problem)
+
+
+def _make_run_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            "run directory", str(path), f"cannot be created: {exc.strerror} (set TMPDIR)"
+        ) from None
+    return path
 
 
 def _settings_path(config: pytest.Config, run: dict[str, str]) -> Path | None:
@@ -122,34 +186,35 @@ def _load_sign_key(config: pytest.Config) -> Any:
         raise SettingsError("--vcci-sign-key", given, str(exc)) from None
 
 
-def _register(config: pytest.Config, context: RunContext, session: pytest.Session | None) -> None:
-    gate = config.getoption("vcci_gate") or config.getini("vcci_gate") or "high"
-    if gate not in ("critical", "high", "medium", "low"):
-        raise pytest.UsageError(
-            f"ini vcci_gate: {gate!r} is not one of critical, high, medium, low"
-        )
+def _register(
+    config: pytest.Config,
+    context: RunContext,
+    session: pytest.Session | None,
+    gate: str,
+    selection: set[str] | None,
+) -> None:
     out = report_dir(config)
-    vcci = VcciSession(config, context, out, gate)
+    vcci = VcciSession(config, context, out, gate, selection)
     config.pluginmanager.register(vcci, "vcci-session")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(html_hooks, "vcci-html-hooks")
     if not hasattr(config, "workerinput"):
-        _enable_html(config, out, session)
+        _enable_html(config, context.run_dir, session)
     if session is not None:
         # Activated during collection: this hook call already started without us.
         vcci.pytest_collection_modifyitems(config, session.items)
 
 
-def _enable_html(config: pytest.Config, out: Path, session: pytest.Session | None) -> None:
-    """Have pytest-html write a self-contained report (moved into place atomically later)."""
+def _enable_html(config: pytest.Config, run_dir: Path, session: pytest.Session | None) -> None:
+    """Have pytest-html write a self-contained report into the run directory; it becomes
+    report.html with the other reports, all moved into place together."""
     if not config.pluginmanager.hasplugin("html"):
         return
     if config.getoption("htmlpath", None):
         if session is not None:
             _add_columns_to_started_html(config)
         return
-    out.mkdir(parents=True, exist_ok=True)
-    config.option.htmlpath = str(out / HTML_PARTIAL)
+    config.option.htmlpath = str(run_dir / HTML_PARTIAL)
     config.option.self_contained_html = True
     if session is not None:
         # pytest-html set itself up in pytest_configure, before we knew; set it up now.

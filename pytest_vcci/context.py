@@ -1,9 +1,9 @@
 """The run's shared state: every stash key, the RunContext, and the accessors over them.
 
 Everything a run keeps lives in ``config.stash`` (never in module globals) under the keys
-below. This module sits at the bottom of the plugin's import graph: at load it imports only pytest and
-the evidence recorder (plugin.py imports it in every pytest run, so it stays light), and nothing of
-plugin, activation or session, so any module may import it.
+below. This module sits at the bottom of the plugin's import graph: at load it imports only
+pytest, the evidence recorder and the signal guard (plugin.py imports it in every pytest run,
+so it stays light), and nothing of plugin, activation or session, so any module may import it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from pytest_vcci.evidence.recorder import Evidence
 from pytest_vcci.evidence.redaction import Redactor
+from pytest_vcci.signals import SignalGuard
 
 if TYPE_CHECKING:
     from pytest_vcci.attestations import Attestations
@@ -74,11 +75,14 @@ SANDBOX_KEY = pytest.StashKey[Any]()  # the Sandbox that --vcci-sandbox started
 LATE_HTML_KEY = pytest.StashKey[Any]()  # pytest-html's report when activated late
 #: The run's log record redaction (installed at activation, removed at deactivation).
 LOG_REDACTION_KEY = pytest.StashKey[Any]()
+SIGNALS_KEY = pytest.StashKey[SignalGuard]()  # SIGTERM/SIGINT handling of an active run
 #: On an item: the test's evidence recorder.
 EVIDENCE_KEY = pytest.StashKey[Evidence]()
 
-#: pytest-html writes here; the controller redacts it and moves it to report.html.
-HTML_PARTIAL = ".report.html.partial"
+#: pytest-html writes here, in the run directory (never in the report directory, so a failed
+#: or interrupted run leaves nothing half-written there); the controller redacts it and
+#: stages it as report.html.
+HTML_PARTIAL = "report.html.partial"
 
 
 # --- accessors --------------------------------------------------------------------------

@@ -52,8 +52,12 @@ def record_run(root: Path, run: dict[str, Any], report_dir: Path) -> Path:
     target = env_dir / name
     partial = env_dir / f".{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(report_dir, partial, ignore=_ignore_inside(report_dir, root))
-    os.replace(partial, target)
+    try:
+        shutil.copytree(report_dir, partial, ignore=_ignore_inside(report_dir, root))
+        os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # no half copy stays behind
+        raise
     point_latest(env_dir, name)
     return target
 

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from pytest_vcci.checklist.marker import MARKER, MARKER_HELP
-from pytest_vcci.context import EVIDENCE_KEY, RUN_ACTIVE, RUN_KEY
+from pytest_vcci.context import EVIDENCE_KEY, RUN_ACTIVE, RUN_KEY, SANDBOX_KEY, SIGNALS_KEY
 
-GATES = ("critical", "high", "medium", "low")
 TARGET_MODULES = ("kubernetes", "postgres", "redis", "aws", "api", "tls", "monitoring", "host")
 ACTIVATING_OPTIONS = (
     "vcci_env",
@@ -60,7 +59,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--vcci-gate",
-        choices=GATES,
         metavar="SEVERITY",
         help="lowest severity whose failure blocks the release (exit 1): "
         "critical|high|medium|low (default: high)",
@@ -115,7 +113,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--checklist-section",
         dest="vcci_checklist_section",
         action="append",
-        type=int,
         metavar="N",
         help="run only tests of checklist section N",
     )
@@ -178,12 +175,15 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(RUN_ACTIVE, False):
+    if config.stash.get(RUN_ACTIVE, False) or SANDBOX_KEY in config.stash:
         from pytest_vcci.activation import deactivate
 
         deactivate(config)
     if not hasattr(config, "workerinput") and RUN_KEY in config.stash:
         shutil.rmtree(config.stash[RUN_KEY]["vcci_run_dir"], ignore_errors=True)
+    if SIGNALS_KEY in config.stash:
+        # Held until now: a signal during teardown must not leave servers or files behind.
+        config.stash[SIGNALS_KEY].restore()
 
 
 class MarkerWatch:

@@ -18,13 +18,14 @@ import pytest
 
 from pytest_vcci import __version__
 from pytest_vcci.checklist import load_catalog
-from pytest_vcci.checklist.marker import marker_ids, parse_patterns, selected_ids
+from pytest_vcci.checklist.marker import marker_ids
 from pytest_vcci.context import (
     EVIDENCE_KEY,
     HTML_PARTIAL,
     LOG_REDACTION_KEY,
     SANDBOX_KEY,
     SIGN_KEY,
+    SIGNALS_KEY,
     RunContext,
     waivers_for,
 )
@@ -35,33 +36,43 @@ from pytest_vcci.report import checklist_html, evidence_json, junit, manifest, o
 from pytest_vcci.report.html_hooks import observations_extra
 from pytest_vcci.report.model import TestRecord, build_items, section_table
 from pytest_vcci.report.terminal import summary_lines
-from pytest_vcci.report.write import write_atomic
-from pytest_vcci.targets.preflight import preflight
+from pytest_vcci.report.write import Bundle, ReportWriteError
+from pytest_vcci.targets.preflight import PROBES, preflight
 
-_STOPPED = (
-    pytest.ExitCode.INTERRUPTED,
-    pytest.ExitCode.INTERNAL_ERROR,
-    pytest.ExitCode.USAGE_ERROR,
-)
+_STOPPED = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+#: The exit status of a run whose reports could not be written: its evidence is lost, so it
+#: must neither pass (0) nor look like an ordinary blocked release (1).
+REPORTS_NOT_WRITTEN = 6
 
 
 class VcciSession:
     """Hooks of an active run. On xdist workers only the per-test hooks matter."""
 
     def __init__(
-        self, config: pytest.Config, context: RunContext, report_dir: Path, gate: str
+        self,
+        config: pytest.Config,
+        context: RunContext,
+        report_dir: Path,
+        gate: str,
+        selection: set[str] | None = None,
     ) -> None:
         self.config = config
         self.context = context
         self.report_dir = report_dir
         self.gate = gate
+        self.selection = selection  # checklist IDs chosen by --checklist*, None: all
         self.is_worker = hasattr(config, "workerinput")
         self.started_at = utc_now()
         self.tests: dict[str, TestRecord] = {}
         self.interrupted = False
+        self.stopped_early: KeyboardInterrupt | None = None
         self.targets: dict[str, dict[str, Any]] = {}
         self.result: dict[str, Any] | None = None
         self.recorded: Path | None = None  # this run's copy under --vcci-history
+        self.write_error: ReportWriteError | None = None
+        self.html_error: str | None = None
+        self.history_error: str | None = None
+        self.signals_seen = 0  # held signals already counted as interrupting the run
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         settings = self.context.settings
@@ -81,7 +92,22 @@ class VcciSession:
         # Before xdist starts its workers: they find every target's state waiting.
         if self.is_worker or self.config.option.collectonly:
             return
-        self.targets = preflight(self.context)
+        try:
+            self.targets = preflight(self.context)
+        except KeyboardInterrupt as exc:
+            # pytest gives a session whose start was interrupted no sessionfinish, so no
+            # reports: keep the interruption until collection, where pytest handles it fully.
+            self.stopped_early = exc
+            self.targets = {
+                name: {"reachable": None, "cause": "probe interrupted", "seconds": None}
+                for name in PROBES
+                if self.context.settings.table(name) is not None
+            }
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        if self.stopped_early is not None:
+            raise self.stopped_early
 
     # --- collection -------------------------------------------------------------------
 
@@ -89,15 +115,12 @@ class VcciSession:
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        patterns = parse_patterns(config.getoption("vcci_checklist") or [])
-        sections = config.getoption("vcci_checklist_section") or []
-        if not patterns and not sections:
+        if self.selection is None:
             return
-        chosen = selected_ids(load_catalog(), patterns, sections)
         keep: list[pytest.Item] = []
         drop: list[pytest.Item] = []
         for item in items:
-            (keep if chosen.intersection(marker_ids(item)) else drop).append(item)
+            (keep if self.selection.intersection(marker_ids(item)) else drop).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
@@ -189,18 +212,36 @@ class VcciSession:
     ) -> Generator[None, None, None]:
         # The innermost wrapper: after every plain sessionfinish (pytest-html writes there)
         # and before the terminal reporter's wrapper prints the summary.
-        result = yield
-        if self.is_worker:
-            return result
-        # A run that stopped early (interrupt, usage or internal error) has no verdict to give.
-        interrupted = self.interrupted or exitstatus in _STOPPED
+        try:
+            result = yield
+        except OSError as exc:
+            if not self._html_is_ours():
+                raise
+            # pytest-html could not write report.html: the other reports still can be.
+            self.html_error = exc.strerror or str(exc)
+            result = None
+        if self.is_worker or exitstatus == pytest.ExitCode.USAGE_ERROR:
+            return result  # a usage error writes nothing: the previous reports stay as they are
+        # A run that stopped early (interrupt, internal error, a signal while finishing) has no
+        # verdict to give.
+        interrupted = self.interrupted or exitstatus in _STOPPED or bool(self._held())
+        self.signals_seen = len(self._held())
         self.result = self.build_result(int(session.exitstatus), interrupted)
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = self.result["run"]["exit_status"]
         else:
             self.result["run"]["exit_status"] = int(session.exitstatus)
-        self.write_reports()
+        self.write_reports(session)
         return result
+
+    def _held(self) -> list[str]:
+        guard = self.config.stash.get(SIGNALS_KEY, None)
+        return guard.held if guard is not None else []
+
+    def _html_is_ours(self) -> bool:
+        """pytest-html writes report.html for us (not to a path the user chose with --html)."""
+        path = getattr(self.config.option, "htmlpath", None)
+        return path is not None and Path(path) == self.context.run_dir / HTML_PARTIAL
 
     def build_result(self, exitstatus: int, interrupted: bool) -> dict[str, Any]:
         catalog = load_catalog()
@@ -280,28 +321,83 @@ class VcciSession:
             },
         }
 
-    def write_reports(self) -> None:
+    def write_reports(self, session: pytest.Session) -> None:
+        """Stage every report, then move them all into place; on failure the previous
+        reports stay and the exit status says the evidence is lost."""
+        assert self.result is not None
+        bundle = Bundle(self.report_dir, self.context.run_id)
+        try:
+            bundle.open()
+            self._stage(bundle)
+            if len(self._held()) > self.signals_seen:
+                # Stopped while the reports were written: they say so.
+                self.signals_seen = len(self._held())
+                self.result = self.build_result(int(pytest.ExitCode.INTERRUPTED), True)
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+                self._stage(bundle)
+            bundle.publish(order=(manifest.SIGNATURE, manifest.MANIFEST))
+        except ReportWriteError as exc:
+            self.write_error = exc
+        finally:
+            bundle.discard()
+        if self.write_error is not None or self.html_error is not None:
+            self.result["run"]["exit_status"] = REPORTS_NOT_WRITTEN
+            session.exitstatus = REPORTS_NOT_WRITTEN
+        if self.write_error is not None:
+            self._forget_html_report()
+            return
+        if "report.html" in bundle.names:
+            _point_html_report_at(self.config, self.report_dir / "report.html")
+        self._record_history()
+
+    def _stage(self, bundle: Bundle) -> None:
         assert self.result is not None
         # Redact once more at the last moment: nothing leaves unredacted, whatever a check did.
         result = self.context.redactor.data(self.result)
-        out = self.report_dir
-        write_atomic(out / "evidence.json", evidence_json.render(result))
-        write_atomic(out / "checklist.html", checklist_html.render(result))
-        write_atomic(out / "junit.xml", junit.render(result))
-        partial = out / HTML_PARTIAL
-        if partial.exists():
-            text = self.context.redactor(partial.read_text(encoding="utf-8"))
-            write_atomic(out / "report.html", text)
-            partial.unlink()
-            _point_html_report_at(self.config, out / "report.html")
-        write_atomic(out / oscal.FILENAME, oscal.render(result, out))
-        # Last: the manifest covers every file written above.
+        bundle.write("evidence.json", evidence_json.render(result))
+        bundle.write("checklist.html", checklist_html.render(result))
+        bundle.write("junit.xml", junit.render(result))
+        self._stage_html(bundle)
+        bundle.write(oscal.FILENAME, oscal.render(result, bundle.staging))
+        # Last: the manifest covers every file staged above and those already there.
         history = self.history_dir()
         exclude = [history] if history is not None else []
         sign_key = self.config.stash.get(SIGN_KEY, None)
-        manifest.write_manifest(out, result["run"], sign_key, exclude)
-        if history is not None:
-            self.recorded = record_run(history, result["run"], out)
+        manifest.stage_manifest(bundle, result["run"], sign_key, exclude)
+
+    def _stage_html(self, bundle: Bundle) -> None:
+        """pytest-html's report, redacted; without one, the previous run's report.html goes
+        too (a bundle never mixes two runs). A report the user placed with --html is theirs."""
+        if self.config.pluginmanager.hasplugin("html") and not self._html_is_ours():
+            return
+        partial = self.context.run_dir / HTML_PARTIAL
+        if self.html_error is None and partial.is_file():
+            try:
+                text = partial.read_text(encoding="utf-8")
+            except OSError as exc:
+                self.html_error = exc.strerror or str(exc)
+            else:
+                bundle.write("report.html", self.context.redactor(text))
+                return
+        elif self.html_error is None and self._html_is_ours():
+            self.html_error = "pytest-html wrote nothing"
+        bundle.remove("report.html")
+
+    def _forget_html_report(self) -> None:
+        """pytest-html would announce a report that is not there."""
+        for plugin in self.config.pluginmanager.get_plugins():
+            if type(plugin).__module__.startswith("pytest_html") and hasattr(plugin, "_report"):
+                self.config.pluginmanager.unregister(plugin)
+
+    def _record_history(self) -> None:
+        history = self.history_dir()
+        if history is None or self.result is None:
+            return
+        try:
+            self.recorded = record_run(history, self.result["run"], self.report_dir)
+        except OSError as exc:
+            where = exc.filename or history
+            self.history_error = f"{where}: {exc.strerror or exc}"
 
     # --- terminal ---------------------------------------------------------------------
 
@@ -319,9 +415,39 @@ class VcciSession:
             f"verdict: {run['verdict'].upper()} (gate {run['gate']}, exit status {run['exit_status']})",
             **{color: True, "bold": True},
         )
-        terminalreporter.write_line(f"reports: {self.report_dir / 'checklist.html'}")
+        for line, markup in self._outcome_lines():
+            terminalreporter.write_line(line, **markup)
         for line in _evidence_lines(run, self.recorded):
             terminalreporter.write_line(redact(line), yellow=line.startswith(("waiver", "stale")))
+
+    def _outcome_lines(self) -> list[tuple[str, dict[str, bool]]]:
+        """Where the reports are, or the one line saying why they are not there."""
+        red, yellow = {"red": True, "bold": True}, {"yellow": True}
+        if self.write_error is not None:
+            return [
+                (
+                    f"reports NOT written: {self.write_error}; the previous reports in "
+                    f"{self.report_dir} are unchanged (exit status {REPORTS_NOT_WRITTEN})",
+                    red,
+                )
+            ]
+        lines: list[tuple[str, dict[str, bool]]] = [
+            (f"reports: {self.report_dir / 'checklist.html'}", {})
+        ]
+        if self.html_error is not None:
+            lines.append(
+                (
+                    f"report.html NOT written: {self.html_error}; the other reports are "
+                    f"(exit status {REPORTS_NOT_WRITTEN})",
+                    red,
+                )
+            )
+        if self.history_error is not None:
+            lines.append((f"history NOT recorded: {self.history_error}", yellow))
+        late = self._held()[self.signals_seen :]
+        if late:
+            lines.append((f"{late[0]} arrived after the reports were written; they stand", yellow))
+        return lines
 
 
 def _evidence_lines(run: dict[str, Any], recorded: Path | None) -> list[str]:

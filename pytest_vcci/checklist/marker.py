@@ -64,6 +64,19 @@ def parse_patterns(values: Iterable[str]) -> list[str]:
     return [p.strip() for value in values for p in value.split(",") if p.strip()]
 
 
+def parse_sections(values: Iterable[str]) -> list[int]:
+    """``["3", "4,5"]`` -> ``[3, 4, 5]``; anything but whole numbers is a usage error."""
+    numbers = []
+    for value in values:
+        for part in (p.strip() for p in str(value).split(",")):
+            if not part.isdigit():
+                raise pytest.UsageError(
+                    f"--checklist-section: {part!r} is not a section number (e.g. 3)"
+                )
+            numbers.append(int(part))
+    return numbers
+
+
 def selected_ids(catalog: Catalog, patterns: list[str], sections: list[int]) -> set[str]:
     """The catalog IDs chosen by --checklist patterns and --checklist-section numbers."""
     chosen: set[str] = set()

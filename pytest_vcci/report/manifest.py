@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_vcci.evidence.recorder import utc_now
-from pytest_vcci.report.write import write_atomic
+from pytest_vcci.report.write import Bundle
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -149,15 +149,26 @@ def build_manifest(
     *,
     public_key_fingerprint: str | None = None,
     exclude: Iterable[Path] = (),
+    bundle: Bundle | None = None,
 ) -> dict[str, Any]:
+    """The manifest of ``directory`` as it will be once ``bundle`` (if any) is in place: its
+    staged files replace theirs, its removed files are gone."""
     excluded = _inside(directory, exclude)
+    skipped = [directory / e for e in excluded]
+    if bundle is not None:
+        skipped.append(bundle.staging)
+    names = set(bundle_files(directory, skipped))
+    if bundle is not None:
+        names = (names - set(bundle.removed)) | set(bundle.names)
+    names -= {MANIFEST, SIGNATURE}
+
+    def source(name: str) -> Path:
+        staged = bundle.staged(name) if bundle is not None else None
+        return staged or directory / name
+
     files = [
-        {
-            "path": name,
-            "sha256": sha256_file(directory / name),
-            "size": (directory / name).stat().st_size,
-        }
-        for name in bundle_files(directory, [directory / e for e in excluded])
+        {"path": name, "sha256": sha256_file(source(name)), "size": source(name).stat().st_size}
+        for name in sorted(names)
     ]
     return {
         "schema": SCHEMA,
@@ -183,26 +194,31 @@ def _inside(directory: Path, folders: Iterable[Path]) -> list[str]:
     )
 
 
-def write_manifest(
-    directory: Path,
+def stage_manifest(
+    bundle: Bundle,
     run: dict[str, Any],
     sign_key: Ed25519PrivateKey | None = None,
     exclude: Iterable[Path] = (),
 ) -> dict[str, Any]:
-    """Write manifest.json (and manifest.sig when signing); the last write of a run."""
+    """Stage manifest.json (and manifest.sig when signing) over the bundle's final files; the
+    last files a run stages. Publish with ``order=(SIGNATURE, MANIFEST)``: a reader that finds
+    the new manifest also finds its signature."""
     print_ = fingerprint(sign_key.public_key()) if sign_key is not None else None
-    manifest = build_manifest(directory, run, public_key_fingerprint=print_, exclude=exclude)
+    manifest = build_manifest(
+        bundle.directory,
+        run,
+        public_key_fingerprint=print_,
+        exclude=exclude,
+        bundle=bundle,
+    )
     text = json.dumps(manifest, indent=2) + "\n"
-    signature_path = directory / SIGNATURE
     if sign_key is None:
         # A signature left from an earlier run would sign another manifest.
-        signature_path.unlink(missing_ok=True)
-        write_atomic(directory / MANIFEST, text)
-        return manifest
-    signature = base64.b64encode(sign_key.sign(text.encode("utf-8"))).decode("ascii")
-    # Signature first: a reader that finds the new manifest also finds its signature.
-    write_atomic(signature_path, signature + "\n")
-    write_atomic(directory / MANIFEST, text)
+        bundle.remove(SIGNATURE)
+    else:
+        signature = base64.b64encode(sign_key.sign(text.encode("utf-8"))).decode("ascii")
+        bundle.write(SIGNATURE, signature + "\n")
+    bundle.write(MANIFEST, text)
     return manifest
 
 
