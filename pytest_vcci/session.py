@@ -343,8 +343,8 @@ class VcciSession:
         if self.write_error is not None or self.html_error is not None:
             self.result["run"]["exit_status"] = REPORTS_NOT_WRITTEN
             session.exitstatus = REPORTS_NOT_WRITTEN
-        if self.write_error is not None:
             self._forget_html_report()
+        if self.write_error is not None:
             return
         if "report.html" in bundle.names:
             _point_html_report_at(self.config, self.report_dir / "report.html")
@@ -352,12 +352,14 @@ class VcciSession:
 
     def _stage(self, bundle: Bundle) -> None:
         assert self.result is not None
+        self._stage_html(bundle)
+        if self.html_error is not None:
+            self.result["run"]["exit_status"] = REPORTS_NOT_WRITTEN  # the bundle says so too
         # Redact once more at the last moment: nothing leaves unredacted, whatever a check did.
         result = self.context.redactor.data(self.result)
         bundle.write("evidence.json", evidence_json.render(result))
         bundle.write("checklist.html", checklist_html.render(result))
         bundle.write("junit.xml", junit.render(result))
-        self._stage_html(bundle)
         bundle.write(oscal.FILENAME, oscal.render(result, bundle.staging))
         # Last: the manifest covers every file staged above and those already there.
         history = self.history_dir()

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -360,7 +361,7 @@ def test_a_full_disk_keeps_the_previous_reports(
     assert result.ret == 6
     lines = [line for line in output(result).splitlines() if "NOT written" in line]
     assert lines == [
-        f"reports NOT written: {out}/evidence.json: No space left on device; the previous "
+        f"reports NOT written: {out}/report.html: No space left on device; the previous "
         f"reports in {out} are unchanged (exit status 6)"
     ]
     assert "verdict: READY (gate high, exit status 6)" in output(result)
@@ -381,6 +382,7 @@ def test_a_report_directory_made_read_only_during_the_run_keeps_the_previous_rep
         ONE_TEST
         + f"""
 import subprocess
+import tempfile
 
 @pytest.mark.checklist("3.2.5")
 def test_remounts_the_report_directory_read_only():
@@ -402,3 +404,53 @@ def test_remounts_the_report_directory_read_only():
         ]
     )
     assert snapshot(out) == before
+
+
+def test_report_html_that_cannot_be_written_is_named_and_the_rest_is_kept(
+    pytester: pytest.Pytester, tmpfs: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-html writes into the run's directory under TMPDIR; when that disk is full the
+    other reports are still written, without a report.html of another run beside them."""
+    full = tmpfs(size="64k")
+    write_env(pytester, ENV)
+    pytester.makepyfile(ONE_TEST)
+    out = pytester.path / "out"
+    out.mkdir()
+    (out / "report.html").write_text("<html>an older run</html>\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(full))
+    fill(full / "filler")
+
+    result = pytester.runpytest("--vcci-config", "env.toml", "--vcci-report-dir", "out")
+
+    assert result.ret == 6
+    result.stdout.fnmatch_lines(
+        [
+            "reports: */out/checklist.html",
+            "report.html NOT written: No space left on device; the other reports are"
+            " (exit status 6)",
+        ]
+    )
+    assert "Traceback" not in output(result)
+    assert "Generated html report" not in output(result)
+    assert sorted(p.name for p in out.iterdir()) == sorted(BUNDLE - {"report.html"})
+    assert json.loads((out / "evidence.json").read_text())["run"]["exit_status"] == 6
+    assert run_verify([str(out)]) == 0
+
+
+def test_a_usage_error_during_the_session_writes_nothing(pytester: pytest.Pytester) -> None:
+    write_env(pytester, ENV)
+    pytester.makepyfile(ONE_TEST)
+    pytester.makeconftest(
+        "import pytest\n\n"
+        "def pytest_collection_modifyitems(items):\n"
+        "    raise pytest.UsageError('a plugin refuses this run')\n"
+    )
+    out = pytester.path / "out"
+    out.mkdir()
+    (out / "evidence.json").write_text('{"previous": true}\n')
+
+    result = pytester.runpytest("--vcci-config", "env.toml", "--vcci-report-dir", "out")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [p.name for p in out.iterdir()] == ["evidence.json"]
+    assert (out / "evidence.json").read_text() == '{"previous": true}\n'
