@@ -37,7 +37,7 @@ from pytest_vcci.report.html_hooks import observations_extra
 from pytest_vcci.report.model import TestRecord, build_items, section_table
 from pytest_vcci.report.terminal import summary_lines
 from pytest_vcci.report.write import Bundle, ReportWriteError
-from pytest_vcci.targets.preflight import PROBES, preflight
+from pytest_vcci.targets.preflight import preflight
 
 _STOPPED = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
 #: The exit status of a run whose reports could not be written: its evidence is lost, so it
@@ -65,7 +65,6 @@ class VcciSession:
         self.started_at = utc_now()
         self.tests: dict[str, TestRecord] = {}
         self.interrupted = False
-        self.stopped_early: KeyboardInterrupt | None = None
         self.targets: dict[str, dict[str, Any]] = {}
         self.result: dict[str, Any] | None = None
         self.recorded: Path | None = None  # this run's copy under --vcci-history
@@ -92,22 +91,9 @@ class VcciSession:
         # Before xdist starts its workers: they find every target's state waiting.
         if self.is_worker or self.config.option.collectonly:
             return
-        try:
-            self.targets = preflight(self.context)
-        except KeyboardInterrupt as exc:
-            # pytest gives a session whose start was interrupted no sessionfinish, so no
-            # reports: keep the interruption until collection, where pytest handles it fully.
-            self.stopped_early = exc
-            self.targets = {
-                name: {"reachable": None, "cause": "probe interrupted", "seconds": None}
-                for name in PROBES
-                if self.context.settings.table(name) is not None
-            }
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection(self, session: pytest.Session) -> None:
-        if self.stopped_early is not None:
-            raise self.stopped_early
+        # A signal now waits until the probes are done (signals.py): they are bounded by their
+        # timeouts, and their outcomes belong in the reports of a stopped run too.
+        self.targets = preflight(self.context)
 
     # --- collection -------------------------------------------------------------------
 

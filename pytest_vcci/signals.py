@@ -4,6 +4,11 @@ SIGTERM (what Kubernetes sends a Job's pod at its deadline or on eviction) is ma
 like Ctrl-C: it raises :class:`Stopped`, a KeyboardInterrupt, so pytest stops the run, the
 workers are shut down, and the reports are written with the verdict ``incomplete``.
 
+While the session starts (the targets are probed, xdist starts its workers) both signals are
+*deferred*: pytest gives a session whose start was interrupted no sessionfinish, so no reports,
+and xdist would leave the workers it was starting. The signal is raised when the start is over,
+at collection, where pytest handles it fully.
+
 Once the tests are over (the run ended or was stopped) both signals are *held*: recorded, not
 raised, until the run has written its reports and cleaned up. A signal that arrives then cannot
 cut a report in half, leave workers or temporary directories behind, or stop the sandbox's
@@ -32,6 +37,8 @@ class SignalGuard:
 
     def __init__(self) -> None:
         self.previous: dict[int, Any] = {}
+        self.stops = False  # SIGTERM raises Stopped
+        self.deferred: list[str] = []  # signals that arrived while the session started
         self.holding = False
         self.held: list[str] = []  # names of the signals that arrived while holding
 
@@ -46,15 +53,13 @@ class SignalGuard:
             return
         self.previous.setdefault(signal.SIGTERM, signal.getsignal(signal.SIGTERM))
         signal.signal(signal.SIGTERM, self._stop)
+        self.stops = True
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         raise Stopped(f"{signal.Signals(signum).name}: the run was stopped")
 
-    def hold(self) -> None:
-        """From now on a SIGINT or SIGTERM is recorded, not raised (see the module docs)."""
-        if self.holding or not self._can_install():
-            return
-        self.holding = True
+    def _record_signals(self) -> None:
+        """SIGINT and SIGTERM are recorded, not raised (unless whoever started us ignores them)."""
         for signum in _HANDLED:
             current = signal.getsignal(signum)
             if current is signal.SIG_IGN or current is None:
@@ -63,7 +68,32 @@ class SignalGuard:
             signal.signal(signum, self._record)
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
-        self.held.append(signal.Signals(signum).name)
+        (self.held if self.holding else self.deferred).append(signal.Signals(signum).name)
+
+    def defer(self) -> None:
+        """Until resume(): a SIGINT or SIGTERM is recorded, then raised by raise_deferred()."""
+        if self._can_install() and not self.holding:
+            self._record_signals()
+
+    def resume(self) -> None:
+        if not self._can_install() or self.holding:
+            return
+        if signal.SIGINT in self.previous:
+            signal.signal(signal.SIGINT, self.previous[signal.SIGINT])
+        if self.stops:
+            signal.signal(signal.SIGTERM, self._stop)
+
+    def raise_deferred(self) -> None:
+        if self.deferred:
+            name = self.deferred[0]
+            raise Stopped(f"{name}: the run was stopped") if name != "SIGINT" else KeyboardInterrupt
+
+    def hold(self) -> None:
+        """From now on a SIGINT or SIGTERM is recorded, not raised (see the module docs)."""
+        if self.holding or not self._can_install():
+            return
+        self.holding = True
+        self._record_signals()
 
     def restore(self) -> None:
         """Give back the handlers found at install time (in-process pytest runs nest).
@@ -83,7 +113,19 @@ class SignalGuard:
         self.previous.clear()
         self.holding = False
 
-    # --- hooks: when the tests are over, hold ---------------------------------------------
+    # --- hooks: defer while the session starts, hold once the tests are over -------------
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionstart(self) -> Generator[None, object, object]:
+        self.defer()
+        try:
+            return (yield)
+        finally:
+            self.resume()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self) -> None:
+        self.raise_deferred()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self) -> Generator[None, object, object]:

@@ -176,11 +176,17 @@ def test_the_cronjob_runs_nightly_as_the_read_only_account() -> None:
 def test_the_example_environment_is_a_valid_in_cluster_environment() -> None:
     import tomllib
 
-    from pytest_vcci.settings import build_settings
+    from pytest_vcci.settings import build_settings, interpolate
 
     config_map = one("environment-configmap.yaml", "ConfigMap")
     raw = tomllib.loads(config_map["data"]["environment.toml"])
-    settings = build_settings(raw, "deploy/environment-configmap.yaml")
+    # What the Job's Secret would give: DSNs and URLs are validated after interpolation.
+    secrets = {
+        "VCCI_DATABASE_URL": "postgresql://vcci@db.example:5432/vcci?sslmode=verify-full",
+        "VCCI_REDIS_URL": "rediss://vcci:pw@redis.example:6379/0",
+    }
+    source = "deploy/environment-configmap.yaml"
+    settings = build_settings(interpolate(raw, source, "", secrets), source)
     assert settings.require("kubernetes").in_cluster is True
     job = one("cronjob.yaml", "CronJob")
     (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
