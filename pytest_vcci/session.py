@@ -404,7 +404,7 @@ class VcciSession:
             **{color: True, "bold": True},
         )
         for line, markup in self._outcome_lines():
-            terminalreporter.write_line(line, **markup)
+            terminalreporter.write_line(redact(line), **markup)
         for line in _evidence_lines(run, self.recorded):
             terminalreporter.write_line(redact(line), yellow=line.startswith(("waiver", "stale")))
 
