@@ -7,9 +7,11 @@ as ``manifests``; everything else (token, port, request log) stays the same.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ class KubeComponent(Component):
     expire_continue: int = 0
     hang: bool = False  # accept connections and never answer (fail-fast tests)
     manifests_repository: bool = True  # the git repository the cluster is deployed from (8.1.3)
+    # More tokens, each {"user": ..., "rules": [RBAC rules]}: least-privilege identities.
+    identities: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     port: int = 0
     token: str = field(default="", repr=False)
 
@@ -48,10 +52,20 @@ class KubeComponent(Component):
     def request_log(self) -> Path:
         return self.log_path("kube-requests.jsonl")
 
+    @property
+    def identities_file(self) -> Path:
+        return self.workdir / "kube-identities.json"
+
     def start(self) -> None:
         self.port = self.port or free_port()
         self.token = self.token or secrets.token_urlsafe(24)
         self.request_log.parent.mkdir(parents=True, exist_ok=True)
+        if self.identities:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            # Tokens are secrets: a file only the owner reads, never argv.
+            fd = os.open(self.identities_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump({t: dict(i) for t, i in self.identities.items()}, out)
         proc = self.spawn(
             self._argv(), "kube-emulator.log", env={TOKEN_ENV: self.token}
         )  # not in argv: ps shows argv
@@ -79,16 +93,26 @@ class KubeComponent(Component):
             argv += ["--extra-pods", str(self.extra_pods)]
         if self.expire_continue:
             argv += ["--expire-continue", str(self.expire_continue)]
+        if self.identities:
+            argv += ["--identities", str(self.identities_file)]
         return argv
 
     def _answers(self) -> bool:
         return "gitVersion" in self.get("/version")
 
-    def get(self, path: str, *, authenticated: bool = True, timeout: float = 5.0) -> Any:
-        """GET a path of the emulator and decode its JSON (for tests and readiness)."""
+    def get(
+        self,
+        path: str,
+        *,
+        authenticated: bool = True,
+        token: str | None = None,
+        timeout: float = 5.0,
+    ) -> Any:
+        """GET a path of the emulator and decode its JSON (for tests and readiness); ``token``
+        instead of the sandbox's own, or none at all with ``authenticated=False``."""
         request = urllib.request.Request(self.server + path)
         if authenticated:
-            request.add_header("Authorization", f"Bearer {self.token}")
+            request.add_header("Authorization", f"Bearer {token or self.token}")
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 
@@ -223,7 +247,6 @@ def write_manifests_repository(
     runtime objects), committed ``committed_days_ago`` days ago: the GitOps repository the
     staging cluster was deployed from. Secrets are documented by name in SECRETS.md."""
     import datetime as dt
-    import os
     import shutil
     import subprocess
 

@@ -7,10 +7,23 @@ lists), GET of one object, LIST namespaced and cluster-wide with ``limit``/``con
 pagination, label and field selectors, and pod logs. Every other verb gets 405 and changes
 nothing. It counts the requests it gets, so tests can prove a run lists each kind once.
 
+Where a real API server and a hand-made stand-in would differ, it behaves like the server:
+- Authentication: a request without credentials is ``system:anonymous``, which may read
+  ``/version``, ``/healthz``, ``/livez`` and ``/readyz`` only; everything else is 403 with the
+  server's Status (``User "system:anonymous" cannot list resource "pods" in API group "" in
+  the namespace "x"``). A token nobody issued is 401 with a Status body.
+- RBAC: ``--identities FILE`` gives more tokens, each with a user name and RBAC rules
+  (cluster-wide, or per namespace like a RoleBinding); a request its rules do not allow is the
+  server's 403, kind by kind. The sandbox's own token may read everything.
+- Objects carry what the server adds on create (kube_defaults): managedFields, generation,
+  defaulted fields, the projected ``kube-api-access-xxxxx`` token volume and its mount on every
+  container, the not-ready/unreachable tolerations, ``status.qosClass``.
+
 Run::
 
     python -m pytest_vcci.sandbox.kube_emulator --port P --manifests DIR
-        [--token T] [--latency-ms N] [--request-log FILE] [--extra-pods N] [--hang]
+        [--token T] [--identities FILE] [--latency-ms N] [--request-log FILE]
+        [--extra-pods N] [--hang]
 
 Manifests: every ``*.yaml``/``*.yml`` file directly in DIR (multi-document; ``kind: List``
 is flattened). Missing ``uid``, ``resourceVersion`` and ``creationTimestamp`` are filled in, and
@@ -22,14 +35,16 @@ returns): ``DIR/logs/<namespace>/<pod>.yaml`` maps each container name to its lo
 log line per text line (a YAML ``|`` block). A pod or container without one has an empty log.
 
 Test hooks, never authenticated and never counted: ``/_emulator/requests`` (counts by verb and
-by "VERB /path"), ``/_emulator/reset`` (zero the counts), ``/_emulator/expire-continue?count=N``
-(the next N continue tokens presented get 410 Gone, as after an etcd compaction).
+by "VERB /path", and ``scans``: how often a list had to be filtered from the store),
+``/_emulator/reset`` (zero the counts), ``/_emulator/expire-continue?count=N`` (the next N
+continue tokens presented get 410 Gone, as after an etcd compaction).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -51,6 +66,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+from pytest_vcci.sandbox.kube_defaults import SERVICE_ACCOUNT_MOUNT, realistic, token_volume
 
 TOKEN_ENV = "KUBE_EMULATOR_TOKEN"  # preferred to --token: argv is visible to every local user
 VERSION_INFO = {
@@ -149,7 +166,7 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
-        if self.details:
+        if self.details is not None:
             status["details"] = dict(self.details)
         return Response(self.code, _json(status))
 
@@ -270,30 +287,56 @@ class Entry:
 
 @dataclass
 class Store:
-    """Objects by resource, in (namespace, name) order like etcd keys. Never changes."""
+    """Objects by resource, in (namespace, name) order like etcd keys. Never changes.
+
+    ``scopes`` holds, per resource, the entries of every namespace and of the whole cluster
+    (key None), built once: a page of a list is a slice of one of them, never a new scan.
+    """
 
     logs_dir: Path | None = None
     resource_version: int = 0
     entries: dict[Resource, list[Entry]] = field(default_factory=dict)
     index: dict[tuple[Resource, str, str], Entry] = field(default_factory=dict)
+    scopes: dict[tuple[Resource, str | None], list[Entry]] = field(default_factory=dict)
 
     @classmethod
     def build(
-        cls, objects: Iterable[tuple[str, dict[str, Any]]], logs_dir: Path | None = None
+        cls,
+        objects: Iterable[tuple[str, dict[str, Any]]],
+        logs_dir: Path | None = None,
+        *,
+        server_fields: bool = True,
     ) -> Store:
-        """``objects`` are (where it came from, object) pairs; errors name the source."""
+        """``objects`` are (where it came from, object) pairs; errors name the source.
+
+        ``server_fields``: add what a real API server adds (defaults, the service-account token
+        volume, managedFields, ...; see kube_defaults), as it would have on create.
+        """
         store = cls(logs_dir=logs_dir)
         by_kind = {(r.group_version, r.kind): r for r in RESOURCES}
         for source, obj in objects:
             store._add(source, obj, by_kind)
         store._link_owners()
-        for entries in store.entries.values():
+        if server_fields:
+            store._add_server_fields()
+        for resource, entries in store.entries.items():
             entries.sort(key=lambda e: (e.namespace, e.name))
+            store.scopes[(resource, None)] = entries
             for entry in entries:
+                store.scopes.setdefault((resource, entry.namespace), []).append(entry)
                 # List items carry no kind/apiVersion, as the API server sends them.
                 item = {k: v for k, v in entry.obj.items() if k not in ("kind", "apiVersion")}
                 entry.item = _json(item)
         return store
+
+    def _add_server_fields(self) -> None:
+        accounts = {
+            (e.namespace, e.name): e.obj
+            for e in self.index.values()
+            if e.resource.kind == "ServiceAccount"
+        }
+        for entry in self.index.values():
+            realistic(entry.obj, accounts)
 
     def _add(
         self, source: str, obj: dict[str, Any], by_kind: Mapping[tuple[str, str], Resource]
@@ -409,43 +452,53 @@ def generate_pods(
     namespace: str = "vcci-scale",
     nodes: Sequence[str] = ("ip-10-20-1-11.eu-west-1.compute.internal",),
 ) -> Iterator[dict[str, Any]]:
-    """``count`` realistic Running pods (~3 KB of JSON each), made in memory for scale tests."""
+    """``count`` realistic Running pods, made in memory for scale tests (about 2 KB of JSON
+    each as generated, about 6 KB as served, with the fields the server adds at load)."""
     owner_uid = stable_uid(f"replicasets/{namespace}/vcci-load-7c9d8f6b5")
     spec = _scale_pod_spec()  # shared by every pod: nothing mutates a spec
+    managed: list[dict[str, Any]] | None = None  # the same for every generated pod
     for i in range(count):
         digest = hashlib.sha256(f"{namespace}/{i}".encode()).hexdigest()
         name = f"vcci-load-7c9d8f6b5-{digest[:5]}{i:05d}"
         node = nodes[i % len(nodes)]
-        yield {
+        metadata: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/name": "vcci-load",
+                "app.kubernetes.io/part-of": "gl-vcci",
+                "app.kubernetes.io/version": "2.0.0",
+                "pod-template-hash": "7c9d8f6b5",
+            },
+            "annotations": {"vcci.greenlang.io/git-sha": digest[:40]},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "vcci-load-7c9d8f6b5",
+                    "uid": owner_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        }
+        pod: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": {
-                    "app.kubernetes.io/name": "vcci-load",
-                    "app.kubernetes.io/part-of": "gl-vcci",
-                    "app.kubernetes.io/version": "2.0.0",
-                    "pod-template-hash": "7c9d8f6b5",
-                },
-                "annotations": {"vcci.greenlang.io/git-sha": digest[:40]},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": "ReplicaSet",
-                        "name": "vcci-load-7c9d8f6b5",
-                        "uid": owner_uid,
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
+            "metadata": metadata,
             "spec": {**spec, "nodeName": node},
             "status": _scale_pod_status(i, digest),
         }
+        if managed is None:  # computed once, as the server would for the first pod
+            served = copy.deepcopy(pod)
+            realistic(served, {})
+            managed = served["metadata"]["managedFields"]
+        metadata["managedFields"] = managed
+        yield pod
 
 
 def _scale_pod_spec() -> dict[str, Any]:
+    token = "kube-api-access-q7k2x"
     return {
         "serviceAccountName": "vcci-worker",
         "restartPolicy": "Always",
@@ -472,39 +525,14 @@ def _scale_pod_spec() -> dict[str, Any]:
                     "periodSeconds": 10,
                     "timeoutSeconds": 2,
                 },
+                # Mounted here, not by the admission step at load: the containers are shared
+                # by every generated pod, and each pod's spec must name the volume it mounts.
                 "volumeMounts": [
-                    {
-                        "name": "kube-api-access",
-                        "readOnly": True,
-                        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-                    }
+                    {"name": token, "readOnly": True, "mountPath": SERVICE_ACCOUNT_MOUNT}
                 ],
             }
         ],
-        "volumes": [
-            {
-                "name": "kube-api-access",
-                "projected": {
-                    "sources": [
-                        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}
-                    ]
-                },
-            }
-        ],
-        "tolerations": [
-            {
-                "key": "node.kubernetes.io/not-ready",
-                "operator": "Exists",
-                "effect": "NoExecute",
-                "tolerationSeconds": 300,
-            },
-            {
-                "key": "node.kubernetes.io/unreachable",
-                "operator": "Exists",
-                "effect": "NoExecute",
-                "tolerationSeconds": 300,
-            },
-        ],
+        "volumes": [token_volume(token)],
     }
 
 
@@ -535,6 +563,117 @@ def _scale_pod_status(i: int, digest: str) -> dict[str, Any]:
     }
 
 
+# --- who is asking: tokens, anonymous requests, RBAC ------------------------------------
+
+ANONYMOUS = "system:anonymous"
+# Readable without credentials on a real cluster (ClusterRole system:public-info-viewer).
+PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
+SANDBOX_USER = "system:serviceaccount:vcci-readiness:pytest-vcci"
+
+
+def _matches(allowed: frozenset[str], value: str) -> bool:
+    return "*" in allowed or value in allowed
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One RBAC PolicyRule, granted in ``namespaces`` (a RoleBinding each) or, when None,
+    everywhere including cluster-scoped resources (a ClusterRoleBinding)."""
+
+    verbs: frozenset[str]
+    groups: frozenset[str]
+    resources: frozenset[str]  # "pods", "pods/log", "*"
+    namespaces: frozenset[str] | None = None
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Rule:
+        namespaces = data.get("namespaces")
+        return cls(
+            frozenset(data.get("verbs") or ()),
+            frozenset(data.get("apiGroups") or ()),
+            frozenset(data.get("resources") or ()),
+            None if namespaces is None else frozenset(namespaces),
+        )
+
+    def allows(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
+        if self.namespaces is not None and namespace not in self.namespaces:
+            return False  # a RoleBinding grants nothing at the cluster scope
+        return (
+            _matches(self.verbs, verb)
+            and _matches(self.groups, group)
+            and _matches(self.resources, resource)
+        )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a bearer token authenticates as, and what RBAC lets it do (None: read anything)."""
+
+    user: str
+    rules: tuple[Rule, ...] | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user == ANONYMOUS
+
+    def may(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
+        if self.rules is None:
+            return True
+        return any(r.allows(verb, group, resource, namespace) for r in self.rules)
+
+
+ANONYMOUS_IDENTITY = Identity(ANONYMOUS, ())
+
+
+def load_identities(path: Path) -> dict[str, Identity]:
+    """``{token: {"user": ..., "rules": [{"verbs", "apiGroups", "resources", "namespaces"?}]}}``
+    (JSON): tokens with their own RBAC rules, for least-privilege tests."""
+    data = json.loads(path.read_text())
+    return {
+        token: Identity(
+            str(entry.get("user") or "system:serviceaccount:default:test"),
+            None
+            if entry.get("rules") is None
+            else tuple(Rule.parse(r) for r in entry.get("rules") or ()),
+        )
+        for token, entry in data.items()
+    }
+
+
+def forbidden_path(identity: Identity, path: str) -> ApiError:
+    """The 403 a real API server sends for a non-resource URL the user may not get."""
+    return ApiError(
+        403, "Forbidden", f'forbidden: User "{identity.user}" cannot get path "{path}"', {}
+    )
+
+
+def forbidden(
+    identity: Identity,
+    verb: str,
+    group: str,
+    resource: str,
+    namespace: str | None,
+    name: str = "",
+) -> ApiError:
+    """The 403 a real API server sends when RBAC denies a resource request (same wording)."""
+    plural = resource.split("/", 1)[0]
+    qualified = f"{plural}.{group}" if group else plural  # schema.GroupResource, as the server says
+    subject = f'{qualified} "{name}"' if name else qualified
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    details = {
+        "kind": plural,
+        **({"name": name} if name else {}),
+        **({"group": group} if group else {}),
+    }
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{subject} is forbidden: User "{identity.user}" cannot {verb} resource "{resource}" '
+        f'in API group "{group}" {scope}',
+        details,
+    )
+
+
 # --- the emulator -----------------------------------------------------------------------
 
 
@@ -543,13 +682,18 @@ class Emulator:
     """Answers requests from the store; thread-safe (counters under a lock)."""
 
     store: Store
-    token: str | None = None
+    token: str | None = None  # the sandbox's own token: may read everything
     latency_ms: int = 0
     request_log: Path | None = None
     expire_continue: int = 0
+    identities: Mapping[str, Identity] = field(default_factory=dict)  # more tokens, with RBAC
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _by_verb: Counter[str] = field(default_factory=Counter, init=False, repr=False)
     _by_path: Counter[str] = field(default_factory=Counter, init=False, repr=False)
+    # Lists with a selector, filtered once and kept (the store never changes); scans counts
+    # the times a list had to be filtered from its scope, for the tests.
+    _selected: dict[tuple[Any, ...], list[Entry]] = field(default_factory=dict, init=False)
+    _scans: int = field(default=0, init=False)
     # Signs continue tokens, so a forged or foreign token is refused (410) like an expired one.
     _secret: bytes = field(default_factory=lambda: secrets.token_bytes(16), init=False, repr=False)
 
@@ -574,23 +718,47 @@ class Emulator:
     def _answer(
         self, method: str, path: str, query: Mapping[str, str], authorization: str | None
     ) -> Response:
-        if self.token and not hmac.compare_digest(authorization or "", f"Bearer {self.token}"):
-            raise ApiError(401, "Unauthorized", "Unauthorized")
+        identity = self._identify(authorization)
         if method != "GET":
             raise ApiError(
                 405,
                 "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",
             )
-        return self._get(path, query)
+        return self._get(path, query, identity)
+
+    def _identify(self, authorization: str | None) -> Identity:
+        """The token's identity; anonymous without one; 401 for a token nobody issued."""
+        tokens = dict(self.identities)
+        if self.token:
+            tokens[self.token] = Identity(SANDBOX_USER)
+        if not tokens:
+            return Identity("system:admin")  # an emulator started without tokens is open
+        if not authorization:
+            return ANONYMOUS_IDENTITY
+        scheme, _, presented = authorization.partition(" ")
+        found = None
+        for token, identity in tokens.items():  # compare every one: no timing hint
+            if hmac.compare_digest(presented.strip(), token) and scheme.lower() == "bearer":
+                found = identity
+        if found is None:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        return found
 
     # -- GET routing --
 
-    def _get(self, path: str, query: Mapping[str, str]) -> Response:
+    def _get(self, path: str, query: Mapping[str, str], identity: Identity) -> Response:
         if path == "/version":
             return Response(200, _json(VERSION_INFO))
         if path in ("/healthz", "/livez", "/readyz"):
             return Response(200, b"ok", "text/plain")
+        parts = [p for p in path.split("/") if p] or [""]
+        resource_request = (parts[:2] == ["api", "v1"] and len(parts) > 2) or (
+            parts[0] == "apis" and len(parts) > 3
+        )
+        if identity.anonymous and not resource_request:
+            # Discovery is for authenticated users only (system:discovery).
+            raise forbidden_path(identity, path)
         if path == "/api":
             return Response(
                 200,
@@ -600,23 +768,28 @@ class Emulator:
             )
         if path == "/apis":
             return Response(200, _json(api_group_list()))
-        parts = [p for p in path.split("/") if p] or [""]
         if parts[:2] == ["api", "v1"]:
-            return self._group_version("", "v1", parts[2:], query)
+            return self._group_version("", "v1", parts[2:], query, identity)
         if parts[0] == "apis" and len(parts) == 2:
             return Response(200, _json(api_group(parts[1])))
         if parts[0] == "apis" and len(parts) >= 3:
-            return self._group_version(parts[1], parts[2], parts[3:], query)
+            return self._group_version(parts[1], parts[2], parts[3:], query, identity)
         raise not_found()
 
     def _group_version(
-        self, group: str, version: str, rest: list[str], query: Mapping[str, str]
+        self,
+        group: str,
+        version: str,
+        rest: list[str],
+        query: Mapping[str, str],
+        identity: Identity,
     ) -> Response:
         if not rest:
             return Response(200, _json(api_resource_list(group, version)))
         namespace: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3:
             namespace, rest = rest[1], rest[2:]
+        self._authorize(identity, group, rest, namespace)
         resource = self.store.resource(group, version, rest[0])
         if resource is None or (namespace is not None and not resource.namespaced):
             raise not_found()
@@ -628,6 +801,17 @@ class Emulator:
         if len(tail) == 2 and tail[1] == "log" and resource.plural == "pods" and namespace:
             return self._pod_log(namespace, tail[0], query)
         raise not_found()
+
+    @staticmethod
+    def _authorize(
+        identity: Identity, group: str, rest: Sequence[str], namespace: str | None
+    ) -> None:
+        """RBAC before anything else, as the API server does (403 even for what is not there)."""
+        plural, name = rest[0], rest[1] if len(rest) > 1 else ""
+        resource = f"{plural}/{rest[2]}" if len(rest) > 2 else plural
+        verb = "get" if name else "list"
+        if not identity.may(verb, group, resource, namespace):
+            raise forbidden(identity, verb, group, resource, namespace, name)
 
     def _get_one(self, resource: Resource, namespace: str, name: str) -> Response:
         entry = self.store.get(resource, namespace, name)
@@ -642,16 +826,8 @@ class Emulator:
     def _list(
         self, resource: Resource, namespace: str | None, query: Mapping[str, str]
     ) -> Response:
-        labels = parse_label_selector(query.get("labelSelector", ""))
-        fields = parse_field_selector(query.get("fieldSelector", ""), resource)
         limit = _non_negative(query, "limit")
-        matching = [
-            e
-            for e in self.store.entries.get(resource, [])
-            if (namespace is None or e.namespace == namespace)
-            and all(r.matches(e.labels) for r in labels)
-            and all((field_value(e.obj, f) == v) == eq for f, eq, v in fields)
-        ]
+        matching = self._matching(resource, namespace, query)
         key = hashlib.sha256(
             repr(
                 (resource.plural, namespace, query.get("labelSelector"), query.get("fieldSelector"))
@@ -668,6 +844,33 @@ class Emulator:
             {"kind": f"{resource.kind}List", "apiVersion": resource.group_version, "metadata": meta}
         )
         return Response(200, head[:-1] + b',"items":[' + b",".join(e.item for e in page) + b"]}")
+
+    def _matching(
+        self, resource: Resource, namespace: str | None, query: Mapping[str, str]
+    ) -> list[Entry]:
+        """The entries a list selects: its scope as built, or that scope filtered once by the
+        selectors and kept, so every page of a list is a slice, not a scan of the store."""
+        labels = parse_label_selector(query.get("labelSelector", ""))
+        fields = parse_field_selector(query.get("fieldSelector", ""), resource)
+        scope = self.store.scopes.get((resource, namespace), [])
+        if not labels and not fields:
+            return scope
+        key = (resource, namespace, query.get("labelSelector"), query.get("fieldSelector"))
+        with self._lock:
+            found = self._selected.get(key)
+        if found is None:
+            found = [
+                e
+                for e in scope
+                if all(r.matches(e.labels) for r in labels)
+                and all((field_value(e.obj, f) == v) == eq for f, eq, v in fields)
+            ]
+            with self._lock:
+                if len(self._selected) >= 256:  # bounded: selectors are few in practice
+                    self._selected.clear()
+                self._selected[key] = found
+                self._scans += 1
+        return found
 
     def _continue_token(self, offset: int, key: str) -> str:
         payload = base64.urlsafe_b64encode(_json({"o": offset, "q": key})).rstrip(b"=")
@@ -750,12 +953,14 @@ class Emulator:
                             "total": sum(self._by_verb.values()),
                             "by_verb": dict(self._by_verb),
                             "by_path": dict(self._by_path),
+                            "scans": self._scans,
                         }
                     ),
                 )
             if path == "/_emulator/reset":
                 self._by_verb.clear()
                 self._by_path.clear()
+                self._scans = 0
                 return Response(200, _json({"reset": True}))
             if path == "/_emulator/expire-continue":
                 self.expire_continue = int(query.get("count", "1"))
@@ -872,6 +1077,10 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
+    # One write per answer, sent at once: headers and body as two small writes met Nagle's
+    # algorithm and the client's delayed ACK, 40 ms per keep-alive request.
+    disable_nagle_algorithm = True
+    wbufsize = -1  # buffered: flushed once after each request by handle_one_request
     server: _Server
 
     def do_GET(self) -> None:
@@ -956,6 +1165,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
     parser.add_argument("--manifests", type=Path, help="directory of YAML manifests")
     parser.add_argument("--token", help=f"require this bearer token (or set {TOKEN_ENV})")
+    parser.add_argument(
+        "--identities",
+        type=Path,
+        help="JSON file: more tokens, each with its user and RBAC rules",
+    )
     parser.add_argument("--latency-ms", type=int, default=0, help="delay every answer")
     parser.add_argument("--request-log", type=Path, help="append each request as a JSON line")
     parser.add_argument("--extra-pods", type=int, default=0, help="add N generated pods")
@@ -980,8 +1194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         store = build_store(args.manifests, args.extra_pods, args.extra_pods_namespace)
+        identities = load_identities(args.identities) if args.identities else {}
     except ManifestError as exc:
         print(f"kube emulator: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, AttributeError) as exc:
+        print(f"kube emulator: {args.identities}: not an identities file: {exc}", file=sys.stderr)
         return 2
     emulator = Emulator(
         store,
@@ -989,6 +1207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         request_log=args.request_log,
         expire_continue=args.expire_continue,
+        identities=identities,
     )
     with _Server(("127.0.0.1", args.port), emulator) as server:
         print(

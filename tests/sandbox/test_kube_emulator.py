@@ -7,6 +7,7 @@ hang, a broken manifest) start their own. Every child process is stopped by its 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from pytest_vcci.sandbox import kube_emulator
 from pytest_vcci.sandbox.kube import STAGING_MANIFESTS, KubeComponent
 from pytest_vcci.sandbox.kube_emulator import (
     ManifestError,
+    Store,
     build_store,
     generate_pods,
     load_manifests,
@@ -326,9 +328,270 @@ def test_writes_are_405_and_change_nothing(kube: KubeComponent, method: str) -> 
 
 
 @pytest.mark.parametrize("token", ["", "wrong-token"])
-def test_bearer_token_is_required(kube: KubeComponent, token: str) -> None:
+def test_a_token_nobody_issued_is_401_with_a_status(kube: KubeComponent, token: str) -> None:
     status, body = call(kube, "/api/v1/nodes", token=token)
-    assert (status, body["reason"]) == (401, "Unauthorized")
+    assert (status, body) == (
+        401,
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "Unauthorized",
+            "reason": "Unauthorized",
+            "code": 401,
+        },
+    )
+
+
+def anonymous(kube: KubeComponent, path: str) -> tuple[int, Any]:
+    """A request without an Authorization header: system:anonymous on a real server."""
+    try:
+        with urllib.request.urlopen(kube.server + path, timeout=10) as response:
+            raw, kind, status = response.read(), response.headers["Content-Type"], response.status
+    except urllib.error.HTTPError as exc:
+        raw, kind, status = exc.read(), exc.headers["Content-Type"], exc.code
+    return status, json.loads(raw) if kind == "application/json" else raw.decode()
+
+
+@pytest.mark.parametrize("path", ["/version", "/healthz", "/livez", "/readyz"])
+def test_anonymous_may_read_what_public_info_viewer_grants(kube: KubeComponent, path: str) -> None:
+    assert anonymous(kube, path)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "message", "details"),
+    [
+        ("/api", 'forbidden: User "system:anonymous" cannot get path "/api"', {}),
+        ("/apis/apps/v1", 'forbidden: User "system:anonymous" cannot get path "/apis/apps/v1"', {}),
+        (
+            f"/api/v1/namespaces/{NS}/pods",
+            'pods is forbidden: User "system:anonymous" cannot list resource "pods" in API group '
+            f'"" in the namespace "{NS}"',
+            {"kind": "pods"},
+        ),
+        (
+            "/apis/apps/v1/deployments",
+            'deployments.apps is forbidden: User "system:anonymous" cannot list resource '
+            '"deployments" in API group "apps" at the cluster scope',
+            {"kind": "deployments", "group": "apps"},
+        ),
+        (
+            f"/api/v1/namespaces/{NS}/pods/backend-6d8f7b9c4d-l5qk5/log",
+            'pods "backend-6d8f7b9c4d-l5qk5" is forbidden: User "system:anonymous" cannot get '
+            f'resource "pods/log" in API group "" in the namespace "{NS}"',
+            {"kind": "pods", "name": "backend-6d8f7b9c4d-l5qk5"},
+        ),
+    ],
+)
+def test_anonymous_gets_the_real_servers_403(
+    kube: KubeComponent, path: str, message: str, details: dict[str, str]
+) -> None:
+    status, body = anonymous(kube, path)
+    assert status == 403
+    assert body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "Forbidden",
+        "details": details,
+        "code": 403,
+    }
+
+
+SA = "system:serviceaccount:vcci-readiness:pytest-vcci"
+IDENTITIES = {
+    "t0ken-pods-reader": {
+        "user": SA,
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["list"]},
+            {"apiGroups": ["apps"], "resources": ["*"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"], "namespaces": [NS]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"], "namespaces": [NS]},
+        ],
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def rbac_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeComponent]:
+    component = KubeComponent(
+        workdir=tmp_path_factory.mktemp("rbac"), identities=IDENTITIES, manifests_repository=False
+    )
+    try:
+        component.start()
+        yield component
+    finally:
+        component.stop()
+
+
+def test_rbac_rules_answer_kind_by_kind_like_the_server(rbac_kube: KubeComponent) -> None:
+    token = "t0ken-pods-reader"
+    assert call(rbac_kube, "/api/v1/pods", token=token)[0] == 200
+    assert call(rbac_kube, "/api/v1/nodes", token=token)[0] == 200
+    assert (
+        call(rbac_kube, f"/apis/apps/v1/namespaces/{NS}/deployments/backend", token=token)[0] == 200
+    )
+    pods = call(rbac_kube, f"/api/v1/namespaces/{NS}/pods", token=token)[1]["items"]
+    assert (
+        call(rbac_kube, f"/api/v1/namespaces/{NS}/pods/{names(pods)[0]}/log", token=token)[0] == 200
+    )
+    assert call(rbac_kube, "/api", token=token)[0] == 200  # discovery: any authenticated user
+    # A RoleBinding's grant: its namespace, never the cluster scope.
+    assert call(rbac_kube, f"/api/v1/namespaces/{NS}/secrets", token=token)[0] == 200
+    status, body = call(rbac_kube, "/api/v1/secrets", token=token)
+    assert (status, body["message"]) == (
+        403,
+        f'secrets is forbidden: User "{SA}" cannot list resource "secrets" in API group "" at '
+        "the cluster scope",
+    )
+    status, body = call(
+        rbac_kube, "/api/v1/namespaces/monitoring/pods/prometheus-0/log", token=token
+    )
+    assert status == 403
+    assert (
+        'cannot get resource "pods/log" in API group "" in the namespace "monitoring"'
+        in (body["message"])
+    )
+    status, body = call(rbac_kube, "/apis/networking.k8s.io/v1/networkpolicies", token=token)
+    assert (status, body["details"]) == (
+        403,
+        {"kind": "networkpolicies", "group": "networking.k8s.io"},
+    )
+    assert call(rbac_kube, "/api/v1/nodes/nope", token=token)[0] == 403  # list, not get
+    assert call(rbac_kube, "/api/v1/nodes")[0] == 200  # the sandbox's own token reads anything
+
+
+def test_an_unreadable_identities_file_stops_the_emulator(tmp_path: Path) -> None:
+    (tmp_path / "ids.json").write_text("[1, 2]")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_vcci.sandbox.kube_emulator",
+            "--port",
+            "0",
+            "--manifests",
+            str(STAGING_MANIFESTS),
+            "--identities",
+            str(tmp_path / "ids.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"{tmp_path / 'ids.json'}: not an identities file" in result.stderr
+
+
+# --- objects as a real API server stores them ----------------------------------------------
+
+
+def served(kube: KubeComponent, path: str) -> dict[str, Any]:
+    status, body = call(kube, path)
+    assert status == 200, body
+    return dict(body)
+
+
+def test_pods_carry_what_the_server_adds(kube: KubeComponent) -> None:
+    pod = served(kube, f"/api/v1/namespaces/{NS}/pods/backend-6d8f7b9c4d-l5qk5")
+    meta, spec = pod["metadata"], pod["spec"]
+    assert {"uid", "resourceVersion", "creationTimestamp", "managedFields"} <= set(meta)
+    managers = [(m["manager"], m.get("subresource")) for m in meta["managedFields"]]
+    assert managers == [("kube-controller-manager", None), ("kubelet", "status")]
+    assert all(m["fieldsType"] == "FieldsV1" for m in meta["managedFields"])
+    assert 'k:{"name":"backend"}' in meta["managedFields"][0]["fieldsV1"]["f:spec"]["f:containers"]
+    # The ServiceAccount admission plugin: a projected token volume, mounted in every container.
+    (token,) = [v for v in spec["volumes"] if v["name"].startswith("kube-api-access-")]
+    assert re.fullmatch(r"kube-api-access-[a-z0-9]{5}", token["name"])
+    sources = token["projected"]["sources"]
+    assert sources[0] == {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
+    for container in spec["containers"]:
+        assert {
+            "name": token["name"],
+            "readOnly": True,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        } in container["volumeMounts"]
+        assert container["terminationMessagePath"] == "/dev/termination-log"
+        assert container["terminationMessagePolicy"] == "File"
+        assert container["readinessProbe"]["successThreshold"] == 1
+    assert {t["key"]: t["tolerationSeconds"] for t in spec["tolerations"]} == {
+        "node.kubernetes.io/not-ready": 300,
+        "node.kubernetes.io/unreachable": 300,
+    }
+    assert (spec["dnsPolicy"], spec["restartPolicy"], spec["schedulerName"]) == (
+        "ClusterFirst",
+        "Always",
+        "default-scheduler",
+    )
+    assert (spec["priority"], spec["enableServiceLinks"], spec["serviceAccount"]) == (
+        0,
+        True,
+        "vcci-backend",
+    )
+    assert pod["status"]["qosClass"] == "Burstable"
+
+
+def test_no_token_volume_where_automount_is_off(kube: KubeComponent) -> None:
+    """vcci-frontend's pods say automountServiceAccountToken: false: nothing is mounted."""
+    pods = call(
+        kube, f"/api/v1/namespaces/{NS}/pods?labelSelector=app.kubernetes.io/component%3Dweb"
+    )[1]
+    assert len(pods["items"]) == 2
+    for pod in pods["items"]:
+        volumes = [v["name"] for v in pod["spec"].get("volumes") or []]
+        assert not [v for v in volumes if v.startswith("kube-api-access-")], volumes
+
+
+def test_workloads_carry_defaults_and_generation(kube: KubeComponent) -> None:
+    deployment = served(kube, f"/apis/apps/v1/namespaces/{NS}/deployments/frontend")
+    assert deployment["metadata"]["generation"] >= 1
+    template = deployment["spec"]["template"]["spec"]
+    assert template["dnsPolicy"] == "ClusterFirst"
+    assert template["schedulerName"] == "default-scheduler"
+    assert template["containers"][0]["terminationMessagePolicy"] == "File"
+    # Admission happens to pods, not to templates.
+    assert "tolerations" not in template
+    assert not any(v["name"].startswith("kube-api-access") for v in template.get("volumes") or [])
+    service = served(kube, f"/api/v1/namespaces/{NS}/services/backend")
+    assert service["spec"]["sessionAffinity"] == "None"
+    assert service["spec"]["clusterIPs"] == [service["spec"]["clusterIP"]]
+    namespace = served(kube, f"/api/v1/namespaces/{NS}")
+    assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == NS
+
+
+def test_served_objects_are_about_twice_their_manifests() -> None:
+    """Real API server objects are about twice the size of hand-written manifests."""
+    real = build_store(STAGING_MANIFESTS)
+    hand = Store.build(load_manifests(STAGING_MANIFESTS), server_fields=False)
+    for kind, low in (("Pod", 2.0), ("Deployment", 1.8)):
+        size = sum(len(e.item) for e in real.index.values() if e.resource.kind == kind)
+        written = sum(len(e.item) for e in hand.index.values() if e.resource.kind == kind)
+        assert size >= low * written, (kind, size / written)
+
+
+def test_pages_are_slices_not_scans(kube: KubeComponent) -> None:
+    kube.reset_requests()
+    token, pages = "", 0
+    while True:
+        page = call(kube, "/api/v1/pods?limit=5" + (f"&continue={token}" if token else ""))[1]
+        pages, token = pages + 1, page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert pages > 3
+    assert kube.requests()["scans"] == 0  # every scope is indexed when the store is built
+    selector = "labelSelector=app.kubernetes.io/part-of%3Dgl-vcci&limit=2"
+    token, pages = "", 0
+    while True:
+        page = call(kube, f"/api/v1/pods?{selector}" + (f"&continue={token}" if token else ""))[1]
+        pages, token = pages + 1, page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert pages >= 3
+    assert kube.requests()["scans"] == 1  # filtered once, then sliced
 
 
 def test_requests_are_counted_logged_and_reset(kube: KubeComponent) -> None:
@@ -349,7 +612,7 @@ def test_requests_are_counted_logged_and_reset(kube: KubeComponent) -> None:
         ("DELETE", "", 405),
     ]
     kube.reset_requests()
-    assert kube.requests() == {"total": 0, "by_verb": {}, "by_path": {}}
+    assert kube.requests() == {"total": 0, "by_verb": {}, "by_path": {}, "scans": 0}
 
 
 class RecordedSleep:
@@ -370,7 +633,7 @@ def test_latency_delays_every_answer(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(kube_emulator, "time", clock)
     emulator = kube_emulator.Emulator(build_store(STAGING_MANIFESTS), token="t0ken", latency_ms=300)
     assert emulator.handle("GET", "/version", "Bearer t0ken").status == 200
-    assert emulator.handle("GET", "/api/v1/nodes", None).status == 401  # refusals too
+    assert emulator.handle("GET", "/api/v1/nodes", "Bearer wr0ng").status == 401  # refusals too
     assert clock.slept == [0.3, 0.3]
     emulator.handle("GET", "/_emulator/requests", None)  # the test hooks answer at once
     assert clock.slept == [0.3, 0.3]
@@ -477,5 +740,6 @@ def test_generated_pods_are_realistic_and_unique() -> None:
     pods = list(generate_pods(10_000, nodes=["a", "b", "c"]))
     assert len({p["metadata"]["name"] for p in pods}) == 10_000
     assert {p["spec"]["nodeName"] for p in pods} == {"a", "b", "c"}
-    size = len(json.dumps(pods[0]))
-    assert 2_000 < size < 5_000, size
+    store = Store.build(("generated", p) for p in pods[:10])
+    size = len(next(iter(store.index.values())).item)
+    assert 5_000 < size < 8_000, size  # real-shaped: managedFields, token volume, defaults
