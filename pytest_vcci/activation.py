@@ -33,6 +33,7 @@ from pytest_vcci.report.write import writable_dir_problem
 from pytest_vcci.session import VcciSession
 from pytest_vcci.settings import Settings, SettingsError, find_environment_file, load_settings
 from pytest_vcci.signals import SignalGuard
+from pytest_vcci.targets.kubernetes import check_configuration as check_kubernetes
 from pytest_vcci.waivers import Waivers, load_waivers
 
 GATES = ("critical", "high", "medium", "low")
@@ -60,6 +61,7 @@ def activate(
         if config.getoption("vcci_sandbox") and not is_worker:
             run["vcci_sandbox_env"] = str(_start_sandbox(config, Path(run["vcci_run_dir"])))
         settings = load_settings(_settings_path(config, run), config.getoption("vcci_set"))
+        check_kubernetes(settings)  # what the file cannot show: no credential, not in a pod
         attestations = _load_attestations(config, settings)
         waivers = _load_waivers(config, settings)
         sign_key = None if is_worker else _load_sign_key(config)

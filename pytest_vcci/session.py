@@ -37,6 +37,7 @@ from pytest_vcci.report.html_hooks import observations_extra
 from pytest_vcci.report.model import TestRecord, build_items, section_table
 from pytest_vcci.report.terminal import summary_lines
 from pytest_vcci.report.write import Bundle, ReportWriteError
+from pytest_vcci.targets.base import TargetError
 from pytest_vcci.targets.preflight import preflight
 
 _STOPPED = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
@@ -161,6 +162,10 @@ class VcciSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if report.failed and call.excinfo is not None and call.excinfo.errisinstance(TargetError):
+            # A target that is down or a permission the run lacks: one line per test, not the
+            # fixture's traceback (the root cause is said once, in the summary).
+            report.longrepr = call.excinfo.getrepr(style="value", chain=False)
         redact = self.context.redactor
         # Every report of an active run, checklist test or not: any test can reach the secrets.
         _redact_report(self.config, report, redact)

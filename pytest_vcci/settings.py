@@ -94,10 +94,16 @@ class Timeouts(Table):
 
 
 class KubernetesTable(Timeouts):
+    """How to reach the cluster: ``server`` + ``token`` (or ``anonymous = true``), a kubeconfig
+    (+ context), or ``in_cluster``. Checked again when the plugin activates (see
+    targets.kubernetes.check_configuration): a credential-less server or in_cluster outside a
+    pod is a usage error."""
+
     secret_keys = ("token",)
     url_keys = ("server",)
     server: HttpUrl | None = None
     token: str | None = None
+    anonymous: bool = Field(False, description="talk to server without a credential, on purpose")
     kubeconfig: str | None = None
     context: str | None = None
     in_cluster: bool = False
@@ -105,6 +111,7 @@ class KubernetesTable(Timeouts):
     verify_tls: bool = True
     namespace: str = "default"
     page_size: int = Field(500, ge=1, le=10000)
+    log_lines: int = Field(500, ge=1, le=100000, description="log lines read per container")
 
 
 class PostgresTable(Timeouts):

@@ -28,11 +28,17 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"{'all ' + str(len(result['items'])) + ' items':<38}"
         + "".join(f"{totals[key]:>6}" for key, _ in COLUMNS)
     )
-    down = {k: v for k, v in result["run"].get("targets", {}).items() if not v.get("reachable")}
-    if down:
+    targets = result["run"].get("targets", {})
+    down = {k: v for k, v in targets.items() if not v.get("reachable")}
+    if down:  # in full: a root cause cut short is no root cause
         lines.append("")
         lines.append("targets not reachable (their checks error at once with this cause):")
-        lines.extend(f"  {name:<13} {v['cause'][:110]}" for name, v in down.items())
+        lines.extend(f"  {name:<13} {v['cause']}" for name, v in down.items())
+    lacking = {k: v["permissions"] for k, v in targets.items() if v.get("permissions")}
+    if lacking:
+        lines.append("")
+        lines.append("target permissions missing (the checks that need them fail at once):")
+        lines.extend(f"  {name:<13} {p['message']}" for name, p in lacking.items())
     by_id = {item["id"]: item for item in result["items"]}
     for label, ids in (
         ("blocking", result["run"]["blocking"]),

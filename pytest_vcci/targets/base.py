@@ -27,13 +27,29 @@ class ReadOnlyViolation(Exception):
         )
 
 
-class TargetUnreachable(Exception):
+class TargetError(Exception):
+    """A target cannot serve a check. The message is one line saying why; a test that meets
+    one shows that line, not a traceback (the root cause is in the run's summary)."""
+
+    def __init__(self, target: str, cause: str, message: str) -> None:
+        self.target = target
+        self.cause = cause
+        super().__init__(message)
+
+
+class TargetUnreachable(TargetError):
     """A target is down for this run; the message is the one-line root cause."""
 
     def __init__(self, target: str, cause: str) -> None:
-        self.target = target
-        self.cause = cause
-        super().__init__(f"{target} unreachable: {cause}")
+        super().__init__(target, cause, f"{target} unreachable: {cause}")
+
+
+class MissingPermission(TargetError):
+    """The credential may not read what a check needs (RBAC, IAM): that check fails at once,
+    the others run. The run's summary lists every missing permission together."""
+
+    def __init__(self, target: str, cause: str) -> None:
+        super().__init__(target, cause, f"{target}: {cause}")
 
 
 def one_line(exc: BaseException) -> str:

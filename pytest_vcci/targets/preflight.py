@@ -4,6 +4,9 @@ Each probe is bounded by its target's connect timeout and records its outcome in
 TargetGate, so the fixtures (on every xdist worker) find the answer waiting. A run whose
 targets all accept connections and never answer then costs one connect timeout in all, not one
 per target, and the report says which targets were reachable.
+
+A probe may return more to record in ``run.targets`` (the Kubernetes one lists every kind
+once for the whole run and returns the permissions the credential lacks).
 """
 
 from __future__ import annotations
@@ -17,10 +20,16 @@ from pytest_vcci.context import RunContext
 from pytest_vcci.targets.base import TargetUnreachable, one_line
 
 
-def _kubernetes(ctx: RunContext) -> None:
+def _kubernetes(ctx: RunContext) -> dict[str, Any]:
+    """Probe, then list every kind in parallel (workers only read the files): the run's
+    permissions are known, and said once, before the first test."""
     from pytest_vcci.targets.kubernetes import Cluster
 
-    Cluster.from_context(ctx.settings.require("kubernetes"), ctx).ensure()
+    cluster = Cluster.from_context(ctx.settings.require("kubernetes"), ctx)
+    try:
+        return cluster.prefetch()
+    finally:
+        cluster.close()
 
 
 def _postgres(ctx: RunContext) -> None:
@@ -94,7 +103,7 @@ def _tls(ctx: RunContext) -> None:
         raise TargetUnreachable("tls", "; ".join(down))
 
 
-PROBES: dict[str, Callable[[RunContext], None]] = {
+PROBES: dict[str, Callable[[RunContext], dict[str, Any] | None]] = {
     "kubernetes": _kubernetes,
     "postgres": _postgres,
     "redis": _redis,
@@ -117,11 +126,11 @@ def preflight(ctx: RunContext) -> dict[str, dict[str, Any]]:
         return {name: future.result() for name, future in futures.items()}
 
 
-def _timed(probe: Callable[[RunContext], None], ctx: RunContext) -> dict[str, Any]:
+def _timed(probe: Callable[[RunContext], dict[str, Any] | None], ctx: RunContext) -> dict[str, Any]:
     began = time.monotonic()
     try:
-        probe(ctx)
-        outcome: dict[str, Any] = {"reachable": True, "cause": ""}
+        extra = probe(ctx)
+        outcome: dict[str, Any] = {"reachable": True, "cause": "", **(extra or {})}
     except TargetUnreachable as exc:
         outcome = {"reachable": False, "cause": exc.cause}
     except Exception as exc:  # a configuration problem: the fixture will report it in full

@@ -12,11 +12,14 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,16 @@ from pytest_vcci.context import RunContext
 from pytest_vcci.evidence.redaction import Redactor
 from pytest_vcci.sandbox.kube import STAGING_MANIFESTS, KubeComponent
 from pytest_vcci.settings import SettingsError, build_settings, interpolate
-from pytest_vcci.targets.base import ReadOnlyViolation, TargetUnreachable
-from pytest_vcci.targets.kubernetes import ALL, KINDS, Cluster, KubeApiError, resolve_kind
+from pytest_vcci.targets.base import MissingPermission, ReadOnlyViolation, TargetUnreachable
+from pytest_vcci.targets.kubernetes import (
+    ALL,
+    KINDS,
+    Cluster,
+    KubeApiError,
+    check_configuration,
+    in_cluster_missing,
+    resolve_kind,
+)
 
 NS = "vcci-staging"
 
@@ -136,7 +147,7 @@ def test_get_reads_one_object_from_the_snapshot(cluster: Cluster, kube: KubeComp
     assert cluster.get("deployments", "nope") is None
     assert cluster.get("namespace", NS)["status"]["phase"] == "Active"  # type: ignore[index]
     lists = [p for p in kube.requests()["by_path"] if "poddisruptionbudgets" in p]
-    assert lists == [f"GET /apis/policy/v1/namespaces/{NS}/poddisruptionbudgets"]
+    assert lists == ["GET /apis/policy/v1/poddisruptionbudgets"]  # one list, all namespaces
 
 
 def test_kind_names_and_aliases() -> None:
@@ -161,10 +172,12 @@ def test_every_kind_lists_from_the_emulator(cluster: Cluster) -> None:
         assert cluster.list(name, ALL), name
 
 
-def test_version_is_fetched_once(cluster: Cluster, kube: KubeComponent) -> None:
+def test_version_is_fetched_once(cluster: Cluster, kube: KubeComponent, tmp_path: Path) -> None:
     assert cluster.version()["gitVersion"].startswith("v1.29.")
     cluster.version()
-    assert kube.requests()["by_path"]["GET /version"] == 1  # the probe's answer is kept
+    cluster_for(tmp_path, kube).version()  # another worker of the same run: reads the file
+    assert kube.requests()["by_path"]["GET /version"] == 1
+    assert kube.requests()["by_path"]["GET /api"] == 1  # the probe: needs a credential
 
 
 def test_pod_logs(cluster: Cluster, kube: KubeComponent) -> None:
@@ -172,11 +185,17 @@ def test_pod_logs(cluster: Cluster, kube: KubeComponent) -> None:
     lines = cluster.pod_logs(worker, tail=5)
     assert len(lines) == 5
     assert all(json.loads(line)["request_id"] for line in lines)
-    assert cluster.pod_logs(worker, container="worker", tail=5) == lines
+    assert cluster.pod_logs(worker, container="worker", tail=5) == lines  # its only container
+    assert cluster.pod_logs(worker, tail=2) == lines[-2:]
+    assert len(cluster.pod_logs(worker, tail=10_000)) > 5
     path = f"GET /api/v1/namespaces/{NS}/pods/{worker}/log"
-    assert kube.requests()["by_path"][path] == 2  # logs are live, never cached
-    with pytest.raises(KubeApiError, match=r"400 BadRequest: container nope is not valid"):
-        cluster.pod_logs(worker, container="nope")
+    assert kube.requests()["by_path"][path] == 1  # read once per run, then kept
+    logged = [r["query"] for r in kube.logged_requests() if r["path"] == path[4:]]
+    assert logged[-1] == "tailLines=500&container=worker"  # [kubernetes].log_lines
+    for _ in range(2):  # an error answer is kept too: asked again, it would be the same
+        with pytest.raises(KubeApiError, match=r"400 BadRequest: container nope is not valid"):
+            cluster.pod_logs(worker, container="nope")
+    assert kube.requests()["by_path"][path] == 2
 
 
 # --- listed once per run ----------------------------------------------------------------
@@ -190,15 +209,14 @@ def test_each_kind_is_listed_once_per_run(kube: KubeComponent, tmp_path: Path) -
         assert len(target.list("nodes")) == 6
         assert target.get("deployments", "backend") is not None
         assert len(target.list("pods", ALL)) > 8
-    assert second.stats[("nodes", "")].source == "file"  # read what "first" listed
-    assert second.stats[("pods", NS)].source == "all-namespaces"
+    assert second.stats["nodes"].source == "file"  # read what "first" listed
+    assert first.stats["pods"].namespace == ALL  # one list, every namespace filtered from it
     counts = kube.requests()["by_path"]
     assert counts == {
-        "GET /version": 1,
-        f"GET /api/v1/namespaces/{NS}/pods": 1,
-        "GET /api/v1/nodes": 1,
-        f"GET /apis/apps/v1/namespaces/{NS}/deployments": 1,
+        "GET /api": 1,
         "GET /api/v1/pods": 1,
+        "GET /api/v1/nodes": 1,
+        "GET /apis/apps/v1/deployments": 1,
     }
 
 
@@ -228,7 +246,7 @@ WORKER = textwrap.dedent("""
     while not (run_dir / "go").exists():
         time.sleep(0.005)
     pods = cluster.list("pods")
-    print(json.dumps({"pods": len(pods), "source": cluster.stats[("pods", "vcci-staging")].source}))
+    print(json.dumps({"pods": len(pods), "source": cluster.stats["pods"].source}))
 """)
 
 
@@ -266,8 +284,8 @@ def test_two_worker_processes_list_once(scratch_kube: list[KubeComponent], tmp_p
     assert [r["pods"] for r in results] == [8, 8]
     assert sorted(r["source"] for r in results) == ["api", "file"]
     counts = slow.requests()["by_path"]
-    assert counts[f"GET /api/v1/namespaces/{NS}/pods"] == 1
-    assert counts["GET /version"] == 1  # one probe for the run, whichever worker came first
+    assert counts["GET /api/v1/pods"] == 1
+    assert counts["GET /api"] == 1  # one probe for the run, whichever worker came first
 
 
 # --- pagination -------------------------------------------------------------------------
@@ -277,7 +295,7 @@ def test_pages_follow_the_page_size(kube: KubeComponent, tmp_path: Path) -> None
     kube.reset_requests()
     target = cluster_for(tmp_path, kube, page_size=2)
     assert len(target.list("nodes")) == 6
-    assert target.stats[("nodes", "")].pages == 3
+    assert target.stats["nodes"].pages == 3
     assert kube.requests()["by_path"]["GET /api/v1/nodes"] == 3
 
 
@@ -288,7 +306,7 @@ def test_expired_continue_token_restarts_the_list(kube: KubeComponent, tmp_path:
     kube.get("/_emulator/expire-continue?count=1", authenticated=False)  # like a compaction
     names = [n["metadata"]["name"] for n in target.list("nodes")]
     assert len(names) == len(set(names)) == 6  # complete, no page twice
-    assert target.stats[("nodes", "")].restarts == 1
+    assert target.stats["nodes"].restarts == 1
     assert kube.requests()["by_path"]["GET /api/v1/nodes"] == 2 + 3  # 2 pages, 410, restart
 
 
@@ -412,8 +430,12 @@ def test_hung_cluster_costs_one_connect_timeout(tmp_path: Path) -> None:
 
 def test_wrong_token_marks_the_cluster_down(kube: KubeComponent, tmp_path: Path) -> None:
     target = cluster_for(tmp_path, kube, token="not-the-token")
-    with pytest.raises(TargetUnreachable, match=r"GET /version: 401 Unauthorized"):
+    with pytest.raises(TargetUnreachable) as info:
         target.list("pods")
+    assert str(info.value) == (
+        "kubernetes unreachable: KubeAccessError: GET /api: 401 Unauthorized (the API server "
+        "rejected the credential: renew [kubernetes].token or the kubeconfig user's credentials)"
+    )
 
 
 def test_slow_list_is_cut_at_the_read_timeout(
@@ -432,7 +454,7 @@ def test_slow_list_is_cut_at_the_read_timeout(
         target.list("pods")
     with pytest.raises(TargetUnreachable, match="Read timed out"):
         target.list("nodes")  # marked down: the next kind fails at once
-    assert sent == [f"GET /api/v1/namespaces/{NS}/pods"]  # the nodes list was never sent
+    assert sent == ["GET /api/v1/pods"]  # the nodes list was never sent
 
 
 def test_cluster_going_down_mid_run_is_marked_down(
@@ -479,12 +501,15 @@ def test_10000_pods_are_listed_in_pages_and_parsed(
     target.ensure()
     big.reset_requests()
     pods = target.list("pods", "vcci-scale")
-    stats = target.stats[("pods", "vcci-scale")]
+    stats = target.stats["pods"]
     assert len(pods) == 10_000
     assert len({p["metadata"]["name"] for p in pods}) == 10_000
     assert all(p["kind"] == "Pod" and p["metadata"]["namespace"] == "vcci-scale" for p in pods)
-    assert stats.pages == 20  # page_size 500
-    assert big.requests()["by_path"] == {"GET /api/v1/namespaces/vcci-scale/pods": 20}
+    assert not any("managedFields" in p["metadata"] for p in pods)  # dropped when parsed
+    everywhere = len(target.list("pods", ALL))
+    assert stats.items == everywhere > 10_000
+    assert stats.pages == -(-everywhere // 500)  # page_size 500, all namespaces at once
+    assert big.requests()["by_path"] == {"GET /api/v1/pods": stats.pages}
     # Only a runaway parse (quadratic, say) fails this; the figure itself is the benchmark's.
     assert stats.parse_cpu_seconds < 5.0
 
@@ -617,3 +642,422 @@ def test_fixture_errors_every_test_with_one_cause(
     result.stdout.fnmatch_lines(["*TargetUnreachable: kubernetes unreachable: NewConnection*"])
     # One connection attempt for the whole run: no retry, no second probe.
     assert attempts == [("127.0.0.1", 1)]
+
+
+# --- credentials: one root cause for the whole target -------------------------------------
+
+
+def test_no_credential_is_one_root_cause(kube: KubeComponent, tmp_path: Path) -> None:
+    """A real API server lets system:anonymous read /version: a probe of /version would pass
+    and every LIST would then fail on its own. /api needs a user: one cause, said once."""
+    assert kube.get("/version", authenticated=False)["gitVersion"]  # readable anonymously
+    kube.reset_requests()
+    first, again = cluster_for(tmp_path, kube, token=None), cluster_for(tmp_path, kube, token=None)
+    with pytest.raises(TargetUnreachable) as info:
+        first.ensure()
+    assert str(info.value) == (
+        "kubernetes unreachable: KubeAccessError: GET /api: 403 Forbidden: forbidden: User "
+        '"system:anonymous" cannot get path "/api" (set [kubernetes].token, a kubeconfig user '
+        "with credentials, or in_cluster = true)"
+    )
+    for attempt in (lambda: again.list("pods"), lambda: again.pod_logs("x"), again.version):
+        with pytest.raises(TargetUnreachable) as later:
+            attempt()
+        assert str(later.value) == str(info.value)
+    assert kube.requests()["by_path"] == {"GET /api": 1}
+
+
+def test_anonymous_on_purpose_reports_what_it_may_not_read(
+    kube: KubeComponent, tmp_path: Path
+) -> None:
+    target = cluster_for(tmp_path, kube, token=None, anonymous=True)
+    kube.reset_requests()
+    extra = target.prefetch()  # the probe is /version: anonymous is what the file asked for
+    report = extra["permissions"]
+    assert report["user"] == "system:anonymous"
+    assert report["message"].startswith(
+        "system:anonymous may not read everything the checks need: grant list on pods, "
+    )
+    assert (
+        "list on namespaces, nodes, ingressclasses, clusterroles, clusterrolebindings "
+        in (report["message"])
+    )
+    with pytest.raises(MissingPermission, match=r"^kubernetes: may not list deployments \(in"):
+        target.list("deployments")
+    assert target.version()["gitVersion"].startswith("v1.29.")
+    counts = kube.requests()["by_path"]
+    assert counts["GET /version"] == 1
+    assert "GET /api" not in counts
+    # One LIST per kind at its widest scope, and the namespace alone after a 403: no more.
+    assert counts["GET /api/v1/pods"] == counts[f"GET /api/v1/namespaces/{NS}/pods"] == 1
+    assert all(n == 1 for n in counts.values()), counts
+
+
+@pytest.fixture(scope="module")
+def ca_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    from pytest_vcci.sandbox.pki import LocalCA
+
+    base = tmp_path_factory.mktemp("pki")
+    return LocalCA.create(base / "server-ca"), LocalCA.create(base / "other-ca")
+
+
+@contextmanager
+def tls_server(cert: Path, key: Path) -> Iterator[int]:
+    """A TLS listener presenting ``cert``: the handshake is all a client gets."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection, suppress(OSError):
+                connection.settimeout(5)
+                context.wrap_socket(connection, server_side=True).close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_wrong_ca_is_one_whole_cause(ca_pair: tuple[Any, Any], tmp_path: Path) -> None:
+    server_ca, other_ca = ca_pair
+    leaf = server_ca.issue("kube", ["localhost", "127.0.0.1"])
+    with tls_server(leaf.fullchain, leaf.key) as port:
+        target = cluster_for(
+            tmp_path,
+            server=f"https://127.0.0.1:{port}",
+            token="t0ken-wrong-ca",
+            ca_bundle=str(other_ca.ca_bundle),
+        )
+        with pytest.raises(TargetUnreachable) as info:
+            target.ensure()
+    assert str(info.value) == (
+        "kubernetes unreachable: KubeAccessError: GET /api: TLS: certificate verify failed: "
+        "unable to get local issuer certificate (is [kubernetes].ca_bundle the CA that signed "
+        "the API server's certificate, and [kubernetes].server the name in it?)"
+    )
+
+
+# --- permissions: established once, all missing ones said together ------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+SANDBOX_USER = "system:serviceaccount:vcci-readiness:pytest-vcci"
+
+
+def role_rules() -> list[dict[str, Any]]:
+    """deploy/clusterrole.yaml's rules: the least privilege the README tells users to grant."""
+    role = yaml.safe_load((ROOT / "deploy" / "clusterrole.yaml").read_text())
+    rules: list[dict[str, Any]] = role["rules"]
+    return rules
+
+
+def without(rules: list[dict[str, Any]], *resources: str) -> list[dict[str, Any]]:
+    kept = [{**r, "resources": [x for x in r["resources"] if x not in resources]} for r in rules]
+    return [r for r in kept if r["resources"]]
+
+
+def role_resources() -> list[str]:
+    return [res for rule in role_rules() for res in rule["resources"]]
+
+
+@pytest.fixture(scope="module")
+def rbac_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeComponent]:
+    """The staging cluster with one token per identity: the role as deployed, the role less
+    each of its resources in turn, and a namespace-bound reader."""
+    role = role_rules()
+    namespace_only = [
+        *without(role, "pods"),
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"], "namespaces": [NS]},
+    ]
+    identities = {
+        "t0ken-role": {"user": SANDBOX_USER, "rules": role},
+        "t0ken-partial": {
+            "user": SANDBOX_USER,
+            "rules": without(role, "secrets", "networkpolicies", "nodes", "pods/log"),
+        },
+        "t0ken-namespace": {"user": SANDBOX_USER, "rules": namespace_only},
+        **{
+            f"t0ken-less-{resource.replace('/', '-')}": {
+                "user": SANDBOX_USER,
+                "rules": without(role, resource),
+            }
+            for resource in role_resources()
+        },
+    }
+    component = KubeComponent(
+        workdir=tmp_path_factory.mktemp("rbac-kube"),
+        identities=identities,
+        manifests_repository=False,
+    )
+    try:
+        component.start()
+        yield component
+    finally:
+        component.stop()
+
+
+def test_the_deployed_role_is_exactly_what_a_run_needs(
+    rbac_kube: KubeComponent, tmp_path: Path
+) -> None:
+    """With deploy/clusterrole.yaml's rules nothing is missing; without any one of them, the
+    report names exactly that one: the role grants what a run needs, and nothing more."""
+    target = cluster_for(tmp_path / "role", rbac_kube, token="t0ken-role")
+    assert target.prefetch() == {}
+    assert target.pod_logs(target.list("pods")[0]["metadata"]["name"], tail=1)
+    for resource in role_resources():
+        reduced = cluster_for(
+            tmp_path / resource.replace("/", "-"),
+            rbac_kube,
+            token=f"t0ken-less-{resource.replace('/', '-')}",
+        )
+        report = reduced.prefetch()["permissions"]
+        verb = "get" if resource == "pods/log" else "list"
+        assert report["missing"] in (
+            [f"{verb} {resource}"],
+            [f"list {resource} (all namespaces)"],
+            [f"list {resource} (cluster-scoped)"],
+        ), resource
+        reduced.close()
+
+
+def test_missing_permissions_are_established_once_and_said_together(
+    rbac_kube: KubeComponent, tmp_path: Path
+) -> None:
+    rbac_kube.reset_requests()
+    target = cluster_for(tmp_path, rbac_kube, token="t0ken-partial")
+    report = target.prefetch()["permissions"]
+    assert report["message"] == (
+        f"{SANDBOX_USER} may not read everything the checks need: grant list on secrets, "
+        f"networkpolicies in all namespaces; list on nodes (cluster-scoped); get on pods/log in "
+        f"{NS} (deploy/clusterrole.yaml grants exactly what a run needs); the checks that need "
+        "them fail, the others run"
+    )
+    # The checks that need a forbidden kind fail at once with one line; the others run.
+    another_worker = cluster_for(tmp_path, rbac_kube, token="t0ken-partial")
+    with pytest.raises(MissingPermission) as info:
+        another_worker.list("secrets")
+    assert str(info.value) == (
+        "kubernetes: may not list secrets (in any namespace: 403 Forbidden); every permission "
+        'the run lacks is listed once under "target permissions missing" in the summary and in '
+        "run.targets of evidence.json"
+    )
+    with pytest.raises(MissingPermission, match=r"^kubernetes: may not list nodes \(cluster-"):
+        another_worker.list("nodes")
+    with pytest.raises(MissingPermission, match=r"^kubernetes: may not get pods/log in "):
+        another_worker.pod_logs(another_worker.list("pods")[0]["metadata"]["name"])
+    assert len(another_worker.list("deployments")) == 3
+    counts = rbac_kube.requests()["by_path"]
+    assert counts["GET /api/v1/secrets"] == counts[f"GET /api/v1/namespaces/{NS}/secrets"] == 1
+    assert all(n == 1 for n in counts.values()), counts  # the worker only read files
+
+
+def test_a_namespace_role_reads_its_namespace_only(
+    rbac_kube: KubeComponent, tmp_path: Path
+) -> None:
+    target = cluster_for(tmp_path, rbac_kube, token="t0ken-namespace")
+    report = target.prefetch()["permissions"]
+    assert f"grant list on pods in all namespaces (only {NS} is granted)" in report["message"]
+    assert len(target.list("pods")) == 8
+    with pytest.raises(MissingPermission) as info:
+        target.list("pods", "monitoring")
+    assert str(info.value).startswith(
+        f"kubernetes: may list pods in {NS} only, not in monitoring (403 Forbidden); "
+    )
+    with pytest.raises(MissingPermission, match=f"may list pods in {NS} only, not in all"):
+        target.list("pods", ALL)
+
+
+# --- configuration: usage errors when the plugin activates ----------------------------------
+
+
+def test_server_without_a_credential_is_a_usage_error() -> None:
+    def settings(**kubernetes: Any) -> Any:
+        raw = {
+            "environment": {"name": "t"},
+            "kubernetes": {"server": "https://k8s:6443", **kubernetes},
+        }
+        return build_settings(raw, "env.toml")
+
+    with pytest.raises(SettingsError) as info:
+        check_configuration(settings())
+    assert str(info.value) == (
+        "env.toml: [kubernetes].server: no credential to present: set token (e.g. token = "
+        '"${VCCI_KUBE_TOKEN}"), or anonymous = true to connect as system:anonymous on purpose'
+    )
+    with pytest.raises(SettingsError, match=r"\[kubernetes\].anonymous: true, but a token"):
+        check_configuration(settings(token="t0ken", anonymous=True))
+    check_configuration(settings(token="t0ken"))
+    check_configuration(settings(anonymous=True))
+
+
+def test_in_cluster_outside_a_pod_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    raw = {"environment": {"name": "t"}, "kubernetes": {"in_cluster": True}}
+    with pytest.raises(SettingsError) as info:
+        check_configuration(build_settings(raw, "env.toml"))
+    assert str(info.value) == (
+        "env.toml: [kubernetes].in_cluster: true, but this process is not in a Kubernetes pod "
+        "(KUBERNETES_SERVICE_HOST is not set); outside the cluster use server + token, or "
+        "kubeconfig + context"
+    )
+    environ = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    token = tmp_path / "token"
+    assert in_cluster_missing(environ, str(token)) == f"no service account token at {token}"
+    token.write_text("t0ken")
+    assert in_cluster_missing(environ, str(token)) == ""
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            'server = "https://k8s:6443"\n',
+            "ERROR: env.toml: [[]kubernetes[]].server: no credential to present: *",
+        ),
+        ("in_cluster = true\n", "ERROR: env.toml: [[]kubernetes[]].in_cluster: true, but *"),
+    ],
+)
+def test_configuration_errors_stop_the_run_before_any_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, table: str, message: str
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    pytester.path.joinpath("env.toml").write_text(
+        f'[environment]\nname = "t"\n[kubernetes]\n{table}'
+    )
+    pytester.makepyfile(
+        "import pytest\n@pytest.mark.checklist('1.1.1')\ndef test_one(cluster):\n    pass\n"
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--vcci-config", "env.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert len([line for line in result.errlines if line.strip()]) == 1
+    assert "test_one" not in "\n".join(result.outlines)
+
+
+# --- a whole run through the plugin: requests, one-line errors, the summary -----------------
+
+READS = """
+import pytest
+
+@pytest.mark.checklist("3.2.4")
+@pytest.mark.parametrize("n", range({tests}))
+def test_reads(cluster, n):
+    for kind in ("pods", "deployments", "services", "nodes", "secrets", "configmaps"):
+        assert cluster.list(kind) is not None
+    assert cluster.list("pods", "*") and cluster.list("configmaps", "monitoring")
+    assert cluster.version()["gitVersion"]
+    for pod in cluster.list("pods")[:3]:
+        cluster.pod_logs(pod["metadata"]["name"], tail=10)
+"""
+
+
+def plugin_run(
+    pytester: pytest.Pytester, kubernetes: str, tests: str, *args: str
+) -> pytest.RunResult:
+    pytester.path.joinpath("env.toml").write_text(
+        f'[environment]\nname = "t"\n[kubernetes]\n{kubernetes}'
+    )
+    pytester.makepyfile(test_reads=tests)
+    return pytester.runpytest(
+        "-p", "no:cacheprovider", "--vcci-config", "env.toml", "--vcci-report-dir", "out", *args
+    )
+
+
+def test_requests_per_run_do_not_grow_with_tests_or_workers(
+    pytester: pytest.Pytester, kube: KubeComponent
+) -> None:
+    """One LIST per kind, /api and /version once, each log once: for -n 0, 2 and 4, and for 4
+    tests or 12 (the emulator counts what it was asked)."""
+    table = f'server = "{kube.server}"\ntoken = "{kube.token}"\nnamespace = "{NS}"\n'
+    pods = sorted(p["metadata"]["name"] for p in kube.get(f"/api/v1/namespaces/{NS}/pods")["items"])
+    expected = {"GET /api": 1, "GET /version": 1}
+    for spec in {k.name: k for k in KINDS.values()}.values():
+        path, params = spec.list_path(ALL if spec.namespaced else "")
+        expected[f"GET {path.format(**params)}"] = 1
+    for pod in pods[:3]:  # the checks read the first three; the preflight the first one
+        expected[f"GET /api/v1/namespaces/{NS}/pods/{pod}/log"] = 1
+    for tests, workers in ((4, "0"), (4, "2"), (4, "4"), (12, "2")):
+        kube.reset_requests()
+        result = plugin_run(pytester, table, READS.replace("{tests}", str(tests)), "-n", workers)
+        result.assert_outcomes(passed=tests)
+        assert kube.requests()["by_path"] == expected, (tests, workers)
+
+
+def test_a_target_error_is_one_line_per_test_and_its_cause_once_in_full(
+    pytester: pytest.Pytester, ca_pair: tuple[Any, Any]
+) -> None:
+    server_ca, other_ca = ca_pair
+    leaf = server_ca.issue("kube-run", ["localhost", "127.0.0.1"])
+    with tls_server(leaf.fullchain, leaf.key) as port:
+        table = (
+            f'server = "https://127.0.0.1:{port}"\ntoken = "t0ken-tls-run"\n'
+            f'ca_bundle = "{other_ca.ca_bundle}"\n'
+        )
+        result = plugin_run(pytester, table, READS.replace("{tests}", "3"), "-rE")
+    result.assert_outcomes(errors=3)
+    cause = (
+        "KubeAccessError: GET /api: TLS: certificate verify failed: unable to get local issuer "
+        "certificate (is [kubernetes].ca_bundle the CA that signed the API server's "
+        "certificate, and [kubernetes].server the name in it?)"
+    )
+    out = result.outlines
+    # The ERRORS section: a header and the one line per test, no fixture traceback.
+    for n in range(3):
+        header = next(i for i, line in enumerate(out) if f"at setup of test_reads[{n}] " in line)
+        assert out[header + 1] == f"kubernetes unreachable: {cause}"
+        assert out[header + 2].startswith(("_", "=")), out[header : header + 4]
+    text = "\n".join(out)
+    for traceback_mark in ("Traceback", "def cluster(", "\nE   ", "\n>   "):
+        assert traceback_mark not in text
+    # The summary: the whole cause once, no stray status 0.
+    assert f"  kubernetes    {cause}" in out
+    assert ": 0 " not in text
+    evidence = json.loads((pytester.path / "out" / "evidence.json").read_text())
+    assert evidence["run"]["targets"]["kubernetes"]["cause"] == cause
+
+
+GENERIC = """
+import pytest
+from pytest_vcci.targets.base import TargetUnreachable
+
+@pytest.fixture(scope="session")
+def warehouse():
+    raise TargetUnreachable("warehouse", "{cause}")
+
+@pytest.mark.checklist("2.1.1")
+@pytest.mark.parametrize("n", range(2))
+def test_setup(warehouse, n):
+    pass
+
+@pytest.mark.checklist("2.1.2")
+def test_body():
+    raise TargetUnreachable("warehouse", "{cause}")
+"""
+
+
+def test_any_target_error_in_any_fixture_is_one_line(pytester: pytest.Pytester) -> None:
+    cause = "Connection refused by warehouse.example:5432 " + "after a long way " * 20
+    pytester.path.joinpath("env.toml").write_text('[environment]\nname = "t"\n')
+    pytester.makepyfile(GENERIC.replace("{cause}", cause))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--vcci-config", "env.toml")
+    result.assert_outcomes(errors=2, failed=1)
+    whole = f"warehouse unreachable: {cause}"
+    assert result.outlines.count(whole) == 3  # in full, once per test
+    text = "\n".join(result.outlines)
+    assert "Traceback" not in text
+    assert "raise TargetUnreachable" not in text
