@@ -1,8 +1,9 @@
 """deploy/: the nightly CronJob, its read-only RBAC, the image, and the upload step.
 
-The role must grant read verbs only, on exactly the kinds the Kubernetes target lists (its kinds
-table) and every kind the suites ask for; these tests read both at test time, so a kind added to
-either without the role is caught here.
+The role must grant list only (least privilege: a run lists each kind once and never gets one
+object), on exactly the kinds the Kubernetes target lists (its kinds table) and every kind the
+suites ask for; these tests read both at test time, so a kind added to either without the role
+is caught here. tests/targets/test_kubernetes.py runs the target with exactly these rules.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pytest_vcci.history import stamp
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 READ_VERBS = {"get", "list", "watch"}
+LIST = {"list"}  # what a run does with every kind
 WRITE_VERBS = {
     "create",
     "update",
@@ -101,7 +103,7 @@ def test_the_role_grants_no_write_verb_and_no_wildcard() -> None:
 
 def test_the_role_covers_exactly_the_kinds_the_target_lists() -> None:
     grants = granted()
-    listed = {key for key, verbs in grants.items() if verbs == READ_VERBS}
+    listed = {key for key, verbs in grants.items() if verbs == LIST}
     assert listed == table_kinds()
     # Subresources: only pods/log, read with get, for cluster.pod_logs().
     subresources = {key: verbs for key, verbs in grants.items() if "/" in key[1]}
@@ -118,7 +120,7 @@ def test_every_kind_the_suites_list_is_granted() -> None:
     grants = granted()
     for path, name in suite_kind_names():
         kind = target.resolve_kind(name)  # an unknown kind fails here, naming it
-        assert grants.get((kind.group, kind.name), set()) >= READ_VERBS, (
+        assert grants.get((kind.group, kind.name), set()) >= LIST, (
             f"{path.relative_to(ROOT)}: lists {name!r} ({kind.group or 'core'}/{kind.name}), "
             "which deploy/clusterrole.yaml does not grant"
         )
