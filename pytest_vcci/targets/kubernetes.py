@@ -68,10 +68,7 @@ MAX_LIST_RESTARTS: Final = 3
 PREFETCH_THREADS: Final = 8
 IN_CLUSTER_TOKEN: Final = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 # Where a check's one-line permission failure sends the user: all of it, said once.
-SEE_ALL: Final = (
-    'every permission the run lacks is listed once under "target permissions missing" in the '
-    "summary and in run.targets of evidence.json"
-)
+SEE_ALL: Final = 'all the run lacks: "target permissions missing" in the summary, run.targets'
 # Subresources that are writes in RBAC terms even though the client opens them with GET.
 _INTRUSIVE_SUBRESOURCES = re.compile(r"/(exec|attach|portforward)(\?|$)")
 
@@ -948,8 +945,7 @@ def permission_report(
     ]
     message = (
         f"{user} may not read everything the checks need: grant {'; '.join(grants)} "
-        "(deploy/clusterrole.yaml grants exactly what a run needs); the checks that need them "
-        "fail, the others run"
+        "(deploy/clusterrole.yaml grants exactly what a run needs)"
     )
     return {"user": user, "missing": missing, "message": message}
 

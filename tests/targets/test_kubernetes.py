@@ -842,17 +842,15 @@ def test_missing_permissions_are_established_once_and_said_together(
     assert report["message"] == (
         f"{SANDBOX_USER} may not read everything the checks need: grant list on secrets, "
         f"networkpolicies in all namespaces; list on nodes (cluster-scoped); get on pods/log in "
-        f"{NS} (deploy/clusterrole.yaml grants exactly what a run needs); the checks that need "
-        "them fail, the others run"
+        f"{NS} (deploy/clusterrole.yaml grants exactly what a run needs)"
     )
     # The checks that need a forbidden kind fail at once with one line; the others run.
     another_worker = cluster_for(tmp_path, rbac_kube, token="t0ken-partial")
     with pytest.raises(MissingPermission) as info:
         another_worker.list("secrets")
     assert str(info.value) == (
-        "kubernetes: may not list secrets (in any namespace: 403 Forbidden); every permission "
-        'the run lacks is listed once under "target permissions missing" in the summary and in '
-        "run.targets of evidence.json"
+        "kubernetes: may not list secrets (in any namespace: 403 Forbidden); all the run lacks: "
+        '"target permissions missing" in the summary, run.targets'
     )
     with pytest.raises(MissingPermission, match=r"^kubernetes: may not list nodes \(cluster-"):
         another_worker.list("nodes")
