@@ -164,6 +164,12 @@ def check_configuration(settings: Settings) -> None:
     table = settings.table(TARGET)
     if table is None:
         return
+    if table.anonymous and not table.server:
+        raise SettingsError(
+            settings.source,
+            "[kubernetes].anonymous",
+            "applies to server only (kubeconfig and in_cluster bring their own credentials)",
+        )
     if table.server and table.token and table.anonymous:
         raise SettingsError(
             settings.source, "[kubernetes].anonymous", "true, but a token is given: choose one"

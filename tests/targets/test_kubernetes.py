@@ -899,6 +899,12 @@ def test_server_without_a_credential_is_a_usage_error() -> None:
         check_configuration(settings(token="t0ken", anonymous=True))
     check_configuration(settings(token="t0ken"))
     check_configuration(settings(anonymous=True))
+    kubeconfig = {
+        "environment": {"name": "t"},
+        "kubernetes": {"kubeconfig": "k", "anonymous": True},
+    }
+    with pytest.raises(SettingsError, match=r"\[kubernetes\].anonymous: applies to server only"):
+        check_configuration(build_settings(kubeconfig, "env.toml"))
 
 
 def test_in_cluster_outside_a_pod_is_a_usage_error(
