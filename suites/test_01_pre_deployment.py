@@ -883,16 +883,33 @@ def test_wildcard_certificate(tls, expect, threshold, evidence):
 
 @pytest.mark.checklist("1.2.1")
 def test_certificate_expiry(tls, expect, threshold, evidence):
-    """The served certificate expires in more than 60 days."""
+    """The served certificate is valid now and expires in more than 60 days."""
     days = threshold("1.2.1", "min_days_to_expiry")
+    now = dt.datetime.now(dt.UTC)
     for report in _tls_reports(tls, expect):
-        left = report.days_to_expiry
+        where = f"tls {report.endpoint}"
+        leaf = report.leaf
+        evidence.require(
+            "certificate",
+            "none presented" if leaf is None else leaf.label,
+            "a leaf certificate",
+            leaf is not None,
+            where=where,
+        )
+        assert leaf is not None
+        evidence.check(
+            "valid from (not before)",
+            leaf.not_before.isoformat(timespec="seconds"),
+            f"before now ({now.isoformat(timespec='seconds')})",
+            leaf.not_before <= now,
+            where=where,
+        )
         evidence.check(
             "days to expiry",
-            left,
+            leaf.days_to_expiry,
             f"> {days}",
-            left is not None and left > days,
-            where=f"tls {report.endpoint}",
+            leaf.days_to_expiry > days,
+            where=where,
         )
 
 
@@ -903,8 +920,8 @@ def test_certificate_chain(tls, expect, evidence):
         where = f"tls {report.endpoint}"
         evidence.check(
             "chain verified",
-            report.verify_error or report.verified,
-            True,
+            report.verification,
+            "verified (trusted chain, matching host name, within its validity)",
             report.verified,
             where=where,
         )
@@ -916,6 +933,42 @@ def test_certificate_chain(tls, expect, evidence):
             where=where,
         )
         evidence.record("presented chain", [c.subject for c in report.chain], where=where)
+
+
+@pytest.mark.checklist("1.2.1")
+def test_certificate_strength(tls, expect, evidence):
+    """Every presented certificate has a strong key (RSA >= 2048 bits, EC >= 256 bits, no DSA)
+    and a SHA-256 or stronger signature (no SHA-1 or MD5). A self-signed root's own signature
+    is not judged: nobody checks it, its trust is in the bundle (CA/Browser Forum practice)."""
+    from pytest_vcci.targets.tls import KEY_EXPECTATION, SIGNATURE_EXPECTATION
+
+    for report in _tls_reports(tls, expect):
+        evidence.require(
+            "presented certificates",
+            len(report.chain),
+            ">= 1",
+            bool(report.chain),
+            where=f"tls {report.endpoint}",
+        )
+        for position, cert in enumerate(report.chain):
+            role = "leaf" if position == 0 else f"chain certificate {position}"
+            where = f"tls {report.endpoint} {role} {cert.label}"
+            evidence.check("key", cert.key, KEY_EXPECTATION, cert.key_strong, where=where)
+            if cert.is_root:
+                evidence.record(
+                    "signature hash",
+                    f"{cert.signature_algorithm} (not judged: a self-signed root's own "
+                    "signature is checked by nobody, CA/Browser Forum practice)",
+                    where=where,
+                )
+                continue
+            evidence.check(
+                "signature hash",
+                cert.signature_algorithm,
+                SIGNATURE_EXPECTATION,
+                cert.signature_strong,
+                where=where,
+            )
 
 
 @pytest.mark.checklist("1.2.1")

@@ -2,8 +2,15 @@
 
 Real deployments present ``leaf + intermediate`` and clients trust the root; the sandbox does the
 same so that chain checks (1.2.1) see what they would see in staging. The helpers at the bottom
-build the bad variants a TLS check must catch: expired, wrong hostname, self-signed, incomplete
-chain and "30 days left".
+build the bad variants a TLS check must catch: expired, not yet valid, wrong hostname,
+self-signed, incomplete chain, "30 days left", weak keys (RSA 1024/1536, EC P-192/P-224) and
+weak signatures (SHA-1, MD5).
+
+cryptography refuses to sign with SHA-1 or MD5, so a weakly signed certificate is made by
+signing it properly, putting the weak algorithm's identifier into its to-be-signed part and
+signing that again with the weak hash (``resign``): a real SHA-1 or MD5 signature, which
+OpenSSL reads and verifies like any other. Only RSA issuers can do this (the identifiers
+have the same length), so the weak-signature variants need an RSA CA.
 """
 
 from __future__ import annotations
@@ -14,16 +21,38 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponderEncoding, OCSPResponseBuilder
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-KeyType = Literal["ec", "rsa"]
+# "ec" is P-256 and "rsa" 2048 bits (what the checklist's load balancers use); the others are
+# the weak keys 1.2.1 must refuse.
+KeyType = Literal["ec", "rsa", "ec-p384", "rsa-1024", "rsa-1536", "ec-p192", "ec-p224"]
+SignatureHash = Literal["sha256", "sha1", "md5"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+_RSA_BITS = {"rsa": 2048, "rsa-1024": 1024, "rsa-1536": 1536}
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "ec": ec.SECP256R1,
+    "ec-p384": ec.SECP384R1,
+    "ec-p192": ec.SECP192R1,
+    "ec-p224": ec.SECP224R1,
+}
+# DER AlgorithmIdentifiers (OID + NULL parameters) of RSA PKCS#1 v1.5 signatures: the three
+# OIDs differ in their last byte only, so one replaces another without changing any length.
+_RSA_SIGNATURE_ALGORITHMS: dict[str, bytes] = {
+    "sha256": bytes.fromhex("300d06092a864886f70d01010b0500"),
+    "sha1": bytes.fromhex("300d06092a864886f70d0101050500"),
+    "md5": bytes.fromhex("300d06092a864886f70d0101040500"),
+}
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha256": hashes.SHA256(),
+    "sha1": hashes.SHA1(),
+    "md5": hashes.MD5(),
+}
 
 DAY = dt.timedelta(days=1)
 # Backdate not_before a little: a client whose clock is slightly behind must not see "not yet valid".
@@ -35,12 +64,37 @@ def utcnow() -> dt.datetime:
 
 
 def new_key(key_type: KeyType = "ec") -> PrivateKey:
-    """EC P-256 or RSA 2048, the two key types the checklist's load balancers use."""
-    if key_type == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    if key_type == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ValueError(f"key_type must be 'ec' or 'rsa', got {key_type!r}")
+    """A private key: "ec" (P-256), "rsa" (2048 bits), or one of the named weaker ones."""
+    if key_type in _CURVES:
+        return ec.generate_private_key(_CURVES[key_type]())
+    if key_type in _RSA_BITS:
+        return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[key_type])
+    raise ValueError(f"key_type must be one of {', '.join(get_args(KeyType))}, got {key_type!r}")
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    """One DER element: tag, definite length, body."""
+    if len(body) < 0x80:
+        return bytes([tag, len(body)]) + body
+    size = len(body).to_bytes((len(body).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+def resign(
+    cert: x509.Certificate, issuer_key: PrivateKey, digest: SignatureHash
+) -> x509.Certificate:
+    """``cert`` signed again by ``issuer_key`` with ``digest`` (an RSA issuer's SHA-256
+    signature becomes a real SHA-1 or MD5 one; see the module docstring)."""
+    if not isinstance(issuer_key, rsa.RSAPrivateKey):
+        raise ValueError("a SHA-1 or MD5 signature needs an RSA issuer (LocalCA key_type='rsa')")
+    old, new = _RSA_SIGNATURE_ALGORITHMS["sha256"], _RSA_SIGNATURE_ALGORITHMS[digest]
+    tbs = cert.tbs_certificate_bytes
+    if tbs.count(old) != 1:
+        raise ValueError("the certificate is not signed sha256WithRSAEncryption")
+    tbs = tbs.replace(old, new)
+    signature = issuer_key.sign(tbs, padding.PKCS1v15(), _HASHES[digest])
+    der = _der(0x30, tbs + new + _der(0x03, b"\x00" + signature))
+    return x509.load_der_x509_certificate(der)
 
 
 @dataclass(frozen=True)
@@ -93,6 +147,7 @@ def _ca_cert(
     issuer: Credential | None,
     path_length: int | None,
     days: int,
+    digest: SignatureHash = "sha256",
 ) -> x509.Certificate:
     now = utcnow()
     builder = (
@@ -126,7 +181,8 @@ def _ca_cert(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False,
         )
-    return builder.sign(signer, hashes.SHA256())
+    cert = builder.sign(signer, hashes.SHA256())
+    return cert if digest == "sha256" else resign(cert, signer, digest)
 
 
 def leaf_cert(
@@ -136,6 +192,7 @@ def leaf_cert(
     issuer: Credential | None,
     not_before: dt.datetime,
     not_after: dt.datetime,
+    digest: SignatureHash = "sha256",
 ) -> x509.Certificate:
     """A server certificate; ``issuer=None`` makes it self-signed."""
     subject = _name(common_name)
@@ -171,7 +228,8 @@ def leaf_cert(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
         )
     )
-    return builder.sign(signer, hashes.SHA256())
+    cert = builder.sign(signer, hashes.SHA256())
+    return cert if digest == "sha256" else resign(cert, signer, digest)
 
 
 def key_pem(key: PrivateKey) -> bytes:
@@ -237,7 +295,9 @@ class LocalCA:
         *,
         organization: str = "GreenLang VCCI Sandbox",
         key_type: KeyType = "ec",
+        intermediate_digest: SignatureHash = "sha256",
     ) -> LocalCA:
+        """``intermediate_digest`` "sha1" or "md5" signs the intermediate weakly (RSA only)."""
         directory = Path(directory)
         root_key = new_key(key_type)
         root = Credential(
@@ -259,6 +319,7 @@ class LocalCA:
                 root,
                 path_length=0,
                 days=1825,
+                digest=intermediate_digest,
             ),
         )
         ca = cls(directory, root, intermediate)
@@ -288,6 +349,7 @@ class LocalCA:
         days: int = 90,
         key_type: KeyType = "ec",
         present_chain: bool = True,
+        digest: SignatureHash = "sha256",
     ) -> LeafFiles:
         """A leaf for ``sans`` (first SAN is the CN), written under ``directory/name``."""
         if not sans:
@@ -295,7 +357,7 @@ class LocalCA:
         start = not_before or utcnow() - BACKDATE
         end = not_after or utcnow() + days * DAY
         key = new_key(key_type)
-        cert = leaf_cert(sans[0], sans, key, self.intermediate, start, end)
+        cert = leaf_cert(sans[0], sans, key, self.intermediate, start, end, digest)
         return write_leaf(
             self.directory,
             name,
@@ -314,6 +376,23 @@ class LocalCA:
         return self.issue(
             name, sans, not_before=now - 90 * DAY, not_after=now - days_ago * DAY, key_type=key_type
         )
+
+    def not_yet_valid(
+        self, name: str, sans: Sequence[str], *, days_ahead: int = 1, key_type: KeyType = "ec"
+    ) -> LeafFiles:
+        """A leaf whose validity starts ``days_ahead`` days from now."""
+        start = utcnow() + days_ahead * DAY
+        return self.issue(
+            name, sans, not_before=start, not_after=start + 90 * DAY, key_type=key_type
+        )
+
+    def weak_key(self, name: str, sans: Sequence[str], key_type: KeyType) -> LeafFiles:
+        """A valid leaf on a key too small for 1.2.1 ("rsa-1024", "rsa-1536", "ec-p192", ...)."""
+        return self.issue(name, sans, key_type=key_type)
+
+    def weak_signature(self, name: str, sans: Sequence[str], digest: SignatureHash) -> LeafFiles:
+        """A valid leaf the intermediate signed with SHA-1 or MD5 (needs an RSA CA)."""
+        return self.issue(name, sans, key_type="rsa", digest=digest)
 
     def wrong_hostname(
         self,

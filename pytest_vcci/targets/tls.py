@@ -3,8 +3,13 @@
 ``inspect()`` makes a bounded number of connections, each with a connect and a handshake
 timeout: one verifying handshake (chain against the CA bundle, hostname check), one handshake
 that records the whole presented chain and any stapled OCSP response, and one handshake per
-protocol version. Python 3.11's ``ssl`` exposes only the leaf, so the presented chain comes
-from pyOpenSSL when it is installed, else from ``openssl s_client``, else the leaf alone.
+protocol version. When the certificate does not verify, one more handshake without
+verification reads what a default client negotiates: the protocol is observed apart from
+trust, so a certificate fault is never reported as a protocol fault. Python 3.11's ``ssl``
+exposes only the leaf, so the presented chain comes from pyOpenSSL when it is installed, else
+from ``openssl s_client`` (also when pyOpenSSL cannot complete a handshake, e.g. a certificate
+on a curve its OpenSSL no longer offers), else the leaf alone. Chain reading accepts anything
+(SECLEVEL=0, every curve): a weak certificate must be seen to be judged.
 
 Client libraries (ssl, cryptography, pyOpenSSL) are imported inside functions: this module
 is registered as a plugin and must not slow down pytest's start.
@@ -44,6 +49,23 @@ _CLIENT_CANNOT = (
     "NO_CIPHERS_AVAILABLE",
     "NO_SUITABLE_SIGNATURE_ALGORITHM",
 )
+# Groups ``openssl s_client`` offers when a plain handshake fails: a certificate on a curve
+# under 256 bits can only be presented to a client that names that curve.
+WEAK_CURVE_GROUPS = "X25519:P-256:P-384:P-521:P-224:P-192"
+# Certificate strength (1.2.1), as the CA/Browser Forum Baseline Requirements (6.1.5, 7.1.3)
+# and NIST SP 800-57 set it: RSA >= 2048 bits, EC >= 256 bits, no DSA, no SHA-1 or MD5.
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
+WEAK_SIGNATURE_HASHES = ("md5", "sha1")
+KEY_EXPECTATION = f"RSA >= {MIN_RSA_BITS} bits or EC >= {MIN_EC_BITS} bits (no DSA)"
+SIGNATURE_EXPECTATION = "SHA-256 or stronger (not SHA-1 or MD5)"
+_CURVE_NAMES = {
+    "secp192r1": "P-192",
+    "secp224r1": "P-224",
+    "secp256r1": "P-256",
+    "secp384r1": "P-384",
+    "secp521r1": "P-521",
+}
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -66,11 +88,37 @@ class CertInfo:
     self_signed: bool
     is_ca: bool
     key: str  # "EC P-256", "RSA 2048"
-    signature_algorithm: str
+    signature_algorithm: str  # the signature's hash: "sha256", "sha1", "md5"
+    key_type: str = ""  # "RSA", "EC", "DSA", "Ed25519", ...
+    key_bits: int | None = None
 
     @property
     def sans(self) -> tuple[str, ...]:
         return (*self.dns_names, *self.ip_addresses)
+
+    @property
+    def is_root(self) -> bool:
+        """A self-signed CA: its own signature is checked by nobody (it is trusted as is)."""
+        return self.self_signed and self.is_ca
+
+    @property
+    def label(self) -> str:
+        """How evidence names this certificate: its CN (or subject) and serial."""
+        return f"{self.common_name or self.subject} (serial {self.serial})"
+
+    @property
+    def key_strong(self) -> bool:
+        """RSA >= 2048 bits, EC >= 256 bits, EdDSA; never DSA or an unknown key type."""
+        bits = self.key_bits or 0
+        if self.key_type == "RSA":
+            return bits >= MIN_RSA_BITS
+        if self.key_type == "EC":
+            return bits >= MIN_EC_BITS
+        return self.key_type in ("Ed25519", "Ed448")
+
+    @property
+    def signature_strong(self) -> bool:
+        return self.signature_algorithm.lower() not in WEAK_SIGNATURE_HASHES
 
     @property
     def expired(self) -> bool:
@@ -114,10 +162,27 @@ class TlsReport:
     ocsp_stapled: bool | None  # None: could not be determined
     ocsp_detail: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    handshake_error: str | None = None  # why no protocol was negotiated (protocol is None)
 
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def verification(self) -> str:
+        """'verified', or what OpenSSL found wrong: 'not verified: certificate has expired
+        (OpenSSL verify code 10)'."""
+        if self.verified:
+            return "verified"
+        code = f" (OpenSSL verify code {self.verify_code})" if self.verify_code is not None else ""
+        return f"not verified: {self.verify_error or 'no reason given'}{code}"
+
+    @property
+    def negotiated(self) -> str:
+        """The protocol a default client negotiated, or why none was."""
+        if self.protocol:
+            return self.protocol
+        return f"none: {self.handshake_error or 'no handshake completed'}"
 
     @property
     def leaf(self) -> CertInfo | None:
@@ -210,27 +275,61 @@ def cert_info(cert: x509.Certificate, now: dt.datetime | None = None) -> CertInf
         ip_addresses=ips,
         not_before=cert.not_valid_before_utc,
         not_after=not_after,
-        days_to_expiry=(not_after - now).days,
+        # Whole days, toward zero: a certificate that expired a day ago reads -1, not -2.
+        days_to_expiry=int((not_after - now) / dt.timedelta(days=1)),
         serial=format(cert.serial_number, "X"),
         fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(":").upper(),
         self_signed=issued_by(cert, cert),
         is_ca=is_ca,
         key=_key_description(cert),
-        signature_algorithm=getattr(cert.signature_hash_algorithm, "name", "unknown"),
+        signature_algorithm=_signature_hash(cert),
+        key_type=_key_type(cert),
+        key_bits=_key_bits(cert),
     )
 
 
-def _key_description(cert: x509.Certificate) -> str:
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+def _signature_hash(cert: x509.Certificate) -> str:
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    try:
+        return getattr(cert.signature_hash_algorithm, "name", None) or "none (EdDSA)"
+    except UnsupportedAlgorithm:
+        return "unknown"
+
+
+def _key_type(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+    kinds = (
+        (rsa.RSAPublicKey, "RSA"),
+        (ec.EllipticCurvePublicKey, "EC"),
+        (dsa.DSAPublicKey, "DSA"),
+        (ed25519.Ed25519PublicKey, "Ed25519"),
+        (ed448.Ed448PublicKey, "Ed448"),
+    )
+    key = cert.public_key()
+    return next((name for kind, name in kinds if isinstance(key, kind)), type(key).__name__)
+
+
+def _key_bits(cert: x509.Certificate) -> int | None:
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
     key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"RSA {key.key_size}"
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)):
+        return key.key_size
     if isinstance(key, ec.EllipticCurvePublicKey):
-        return {"secp256r1": "EC P-256", "secp384r1": "EC P-384"}.get(
-            key.curve.name, key.curve.name
-        )
-    return type(key).__name__
+        return key.curve.key_size
+    return None
+
+
+def _key_description(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC {_CURVE_NAMES.get(key.curve.name, key.curve.name)}"
+    bits = _key_bits(cert)
+    return f"{_key_type(cert)} {bits}" if bits else _key_type(cert)
 
 
 def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
@@ -238,7 +337,35 @@ def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
 
     try:
         child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
+    except ValueError:
+        # cryptography no longer checks SHA-1 or MD5 signatures: check them with the key.
+        return child.issuer == parent.subject and _signature_valid(child, parent)
+    except (TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _signature_valid(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    """``child``'s signature verifies with ``parent``'s key, whatever its hash."""
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+
+    key = parent.public_key()
+    try:
+        digest = child.signature_hash_algorithm
+        if digest is None:
+            return False
+        if isinstance(key, rsa.RSAPublicKey):
+            scheme = child.signature_algorithm_parameters
+            pad = scheme if isinstance(scheme, padding.AsymmetricPadding) else padding.PKCS1v15()
+            key.verify(child.signature, child.tbs_certificate_bytes, pad, digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(child.signature, child.tbs_certificate_bytes, ec.ECDSA(digest))
+        elif isinstance(key, dsa.DSAPublicKey):
+            key.verify(child.signature, child.tbs_certificate_bytes, digest)
+        else:
+            return False
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
         return False
     return True
 
@@ -313,6 +440,7 @@ class _Verification:
     cipher: str | None = None
     leaf_der: bytes | None = None
     note: str | None = None
+    handshake_error: str | None = None
 
 
 def verify(
@@ -331,6 +459,48 @@ def verify(
     context = ssl.create_default_context(cafile=ca_bundle)
     if legacy:
         _allow_legacy(context)
+    try:
+        return _handshake(context, host, port, server_name, connect_timeout, timeout)
+    except ssl.SSLCertVerificationError as exc:
+        result = _Verification(False, error=exc.verify_message, code=exc.verify_code)
+    except (ssl.SSLError, ConnectionResetError) as exc:
+        if not legacy:
+            # Maybe only an old protocol is spoken: verify the chain anyway, report the rest.
+            result = verify(
+                host, port, server_name, ca_bundle, connect_timeout, timeout, legacy=True
+            )
+            result.note = f"a default client cannot connect ({_reason(exc)})"
+            return result
+        return _Verification(
+            False,
+            error=f"handshake failed: {_reason(exc)}",
+            handshake_error=f"a default client could not complete a handshake ({_reason(exc)})",
+        )
+    # The certificate is not trusted, yet the protocol was negotiated before that was found:
+    # the same client without verification reads it, so a certificate fault stays one.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        negotiated = _handshake(context, host, port, server_name, connect_timeout, timeout)
+    except (ssl.SSLError, ConnectionResetError) as exc:
+        result.handshake_error = (
+            f"the handshake without certificate verification failed too ({_reason(exc)})"
+        )
+        return result
+    result.protocol, result.cipher = negotiated.protocol, negotiated.cipher
+    result.leaf_der = negotiated.leaf_der
+    return result
+
+
+def _handshake(
+    context: ssl.SSLContext,
+    host: str,
+    port: int,
+    server_name: str,
+    connect_timeout: float,
+    timeout: float,
+) -> _Verification:
+    """One handshake with ``context``: what it negotiated (raises what ssl raises)."""
     sock = _connect(host, port, connect_timeout, timeout)
     try:
         with context.wrap_socket(sock, server_hostname=server_name) as tls:
@@ -341,17 +511,6 @@ def verify(
                 cipher=cipher[0] if cipher else None,
                 leaf_der=tls.getpeercert(binary_form=True),
             )
-    except ssl.SSLCertVerificationError as exc:
-        return _Verification(False, error=exc.verify_message, code=exc.verify_code)
-    except (ssl.SSLError, ConnectionResetError) as exc:
-        if not legacy:
-            # Maybe only an old protocol is spoken: verify the chain anyway, report the rest.
-            result = verify(
-                host, port, server_name, ca_bundle, connect_timeout, timeout, legacy=True
-            )
-            result.note = f"a default client cannot connect ({_reason(exc)})"
-            return result
-        return _Verification(False, error=f"handshake failed: {_reason(exc)}")
     finally:
         sock.close()
 
@@ -431,7 +590,9 @@ def presented_chain(
             if via == "pyopenssl":
                 raise
         else:
-            return _chain_pyopenssl(host, port, server_name, connect_timeout, timeout)
+            found = _chain_pyopenssl(host, port, server_name, connect_timeout, timeout)
+            if found is not None or via == "pyopenssl":
+                return found
     if via in ("auto", "s_client"):
         return _chain_s_client(host, port, server_name, connect_timeout + timeout)
     return None
@@ -532,12 +693,19 @@ def _chain_s_client(host: str, port: int, server_name: str, timeout: float) -> _
     ]
     sni = _sni(server_name)
     argv += ["-servername", sni] if sni else ["-noservername"]
-    try:
-        result = subprocess.run(argv, input=b"", capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise TimeoutError(f"openssl s_client did not finish within {timeout:g}s") from None
-    out = result.stdout
-    pems = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", out, re.S)
+    pems: list[bytes] = []
+    # A certificate on a small curve is only presented to a client that offers that curve.
+    for groups in ([], ["-groups", WEAK_CURVE_GROUPS]):
+        try:
+            result = subprocess.run(
+                [*argv, *groups], input=b"", capture_output=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"openssl s_client did not finish within {timeout:g}s") from None
+        out = result.stdout
+        pems = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", out, re.S)
+        if pems:
+            break
     if not pems:
         return None
     certs = [x509.load_pem_x509_certificate(pem) for pem in pems]
@@ -588,11 +756,17 @@ def inspect(
         )
         for v in versions
     )
+    chain = tuple(cert_info(c) for c in certs)
+    handshake_error = checked.handshake_error
+    if handshake_error and chain and chain[0].key_type == "EC" and not chain[0].key_strong:
+        handshake_error += (
+            f"; the certificate's key is {chain[0].key}, a curve default clients do not offer"
+        )
     return TlsReport(
         host=host,
         port=port,
         server_name=name,
-        chain=tuple(cert_info(c) for c in certs),
+        chain=chain,
         chain_source=source,
         verified=checked.verified,
         verify_error=checked.error,
@@ -606,6 +780,7 @@ def inspect(
         ocsp_stapled=stapled,
         ocsp_detail=ocsp_detail,
         notes=tuple(notes),
+        handshake_error=handshake_error,
     )
 
 

@@ -259,6 +259,28 @@ def test_incomplete_chain(leaves: dict[str, LeafFiles], ca: LocalCA) -> None:
     assert report.chain_complete is False
 
 
+def test_not_yet_valid_certificate(ca: LocalCA) -> None:
+    report = inspect_leaf(ca.not_yet_valid("not-yet-valid", HOSTS), ca)
+    assert not report.verified
+    assert (
+        report.verification == "not verified: certificate is not yet valid (OpenSSL verify code 9)"
+    )
+
+
+@pytest.mark.parametrize("kind", ["expired", "wrong-host", "self-signed", "incomplete"])
+def test_protocol_is_observed_when_the_certificate_does_not_verify(
+    leaves: dict[str, LeafFiles], ca: LocalCA, kind: str
+) -> None:
+    """A certificate fault is not a protocol fault: what a default client negotiates is read
+    from a handshake without verification."""
+    report = inspect_leaf(leaves[kind], ca)
+    assert not report.verified
+    assert report.protocol == "TLSv1.3"
+    assert report.negotiated == "TLSv1.3"
+    assert report.cipher
+    assert report.handshake_error is None
+
+
 def test_thirty_days_left(leaves: dict[str, LeafFiles], ca: LocalCA) -> None:
     report = inspect_leaf(leaves["thirty-days"], ca)
     assert report.verified  # valid today, yet it fails 1.2.1's "> 60 days"
@@ -272,6 +294,134 @@ def test_without_the_private_ca_the_chain_is_untrusted(leaves: dict[str, LeafFil
         )
     assert not report.verified
     assert report.verify_error == "unable to get local issuer certificate"
+
+
+# --- key and signature strength --------------------------------------------------------------
+
+
+def weak_server_context(leaf: LeafFiles) -> ssl.SSLContext:
+    """What a misconfigured server does to serve weak material: SECLEVEL=0."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context.load_cert_chain(leaf.fullchain, leaf.key)
+    return context
+
+
+@pytest.mark.parametrize(
+    ("key_type", "described", "bits"),
+    [("rsa-1024", "RSA 1024", 1024), ("rsa-1536", "RSA 1536", 1536), ("ec-p224", "EC P-224", 224)],
+)
+def test_weak_keys_are_read_and_judged(
+    ca: LocalCA, key_type: str, described: str, bits: int
+) -> None:
+    leaf = ca.weak_key(f"weak-{key_type}", HOSTS, key_type)  # type: ignore[arg-type]
+    with tls_server(weak_server_context(leaf)) as port:
+        report = tls_target.inspect(
+            "127.0.0.1", port, "api.staging.vcci.greenlang.io", str(ca.ca_bundle), **FAST
+        )
+    assert report.leaf is not None
+    assert (report.leaf.key, report.leaf.key_bits) == (described, bits)
+    assert report.leaf.key_strong is False
+    assert report.chain[1].key_strong is True  # the intermediate: EC P-256
+    assert report.chain_complete is True
+
+
+def test_a_small_curve_is_read_by_offering_it(ca: LocalCA) -> None:
+    """pyOpenSSL's OpenSSL no longer offers P-224: openssl s_client, told to, reads the chain."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    leaf = ca.weak_key("weak-p224-chain", HOSTS, "ec-p224")
+    with tls_server(weak_server_context(leaf)) as port:
+        report = tls_target.inspect(
+            "127.0.0.1", port, "api.staging.vcci.greenlang.io", str(ca.ca_bundle), **FAST
+        )
+    assert report.chain_source == "openssl s_client"
+    assert [c.key for c in report.chain] == ["EC P-224", "EC P-256"]
+    assert report.protocol is None
+    assert report.negotiated.startswith("none: a default client could not complete a handshake")
+    assert report.negotiated.endswith(
+        "the certificate's key is EC P-224, a curve default clients do not offer"
+    )
+
+
+@pytest.fixture(scope="module")
+def rsa_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    return LocalCA.create(tmp_path_factory.mktemp("pki-rsa"), key_type="rsa")
+
+
+@pytest.mark.parametrize("digest", ["sha1", "md5"])
+def test_weak_signatures_are_real_and_judged(rsa_ca: LocalCA, digest: str) -> None:
+    leaf = rsa_ca.weak_signature(f"weak-{digest}", HOSTS, digest)  # type: ignore[arg-type]
+    assert leaf.certificate.signature_hash_algorithm is not None
+    assert leaf.certificate.signature_hash_algorithm.name == digest
+    with tls_server(weak_server_context(leaf)) as port:
+        report = tls_target.inspect(
+            "127.0.0.1", port, "api.staging.vcci.greenlang.io", str(rsa_ca.ca_bundle), **FAST
+        )
+    # OpenSSL verifies the signature and refuses its hash; the chain still links up.
+    assert report.verification == (
+        "not verified: CA signature digest algorithm too weak (OpenSSL verify code 68)"
+    )
+    assert report.chain_complete is True
+    assert report.leaf is not None
+    assert report.leaf.signature_algorithm == digest
+    assert report.leaf.signature_strong is False
+    assert report.protocol == "TLSv1.3"
+
+
+def test_a_forged_weak_signature_does_not_link_the_chain(rsa_ca: LocalCA, ca: LocalCA) -> None:
+    """The SHA-1 fallback checks the signature itself, not only the names."""
+    from pytest_vcci.sandbox.pki import BACKDATE, DAY, Credential, leaf_cert, new_key, utcnow
+
+    genuine = rsa_ca.weak_signature("weak-sha1-genuine", HOSTS, "sha1")
+    assert tls_target.issued_by(genuine.certificate, rsa_ca.intermediate.cert)
+    # Names the intermediate as its issuer, but another key signed it.
+    impostor = Credential(new_key("rsa"), rsa_ca.intermediate.cert)
+    now = utcnow()
+    forged = leaf_cert(
+        HOSTS[0], HOSTS, new_key("rsa"), impostor, now - BACKDATE, now + DAY, digest="sha1"
+    )
+    assert forged.issuer == rsa_ca.intermediate.cert.subject
+    assert not tls_target.issued_by(forged, rsa_ca.intermediate.cert)
+
+
+def test_a_sha1_intermediate_is_judged(tmp_path: Path) -> None:
+    weak = LocalCA.create(tmp_path / "weak", key_type="rsa", intermediate_digest="sha1")
+    leaf = weak.issue("leaf", HOSTS, key_type="rsa")
+    with tls_server(weak_server_context(leaf)) as port:
+        report = tls_target.inspect(
+            "127.0.0.1", port, "api.staging.vcci.greenlang.io", str(weak.ca_bundle), **FAST
+        )
+    assert [c.signature_algorithm for c in report.chain] == ["sha256", "sha1"]
+    assert [c.signature_strong for c in report.chain] == [True, False]
+    assert report.chain_complete is True
+
+
+@pytest.mark.parametrize(
+    ("key_type", "bits", "strong"),
+    [
+        ("RSA", 2048, True),
+        ("RSA", 2047, False),
+        ("EC", 256, True),
+        ("EC", 224, False),
+        ("DSA", 3072, False),  # DSA at any size: no longer allowed for TLS certificates
+        ("Ed25519", None, True),
+        ("GOST", 256, False),  # unknown kinds are not waved through
+    ],
+)
+def test_key_strength_rules(ca: LocalCA, key_type: str, bits: int | None, strong: bool) -> None:
+    from dataclasses import replace
+
+    info = replace(tls_target.cert_info(ca.intermediate.cert), key_type=key_type, key_bits=bits)
+    assert info.key_strong is strong
+
+
+def test_only_a_self_signed_ca_is_a_root(ca: LocalCA, leaves: dict[str, LeafFiles]) -> None:
+    assert tls_target.cert_info(ca.root.cert).is_root
+    assert not tls_target.cert_info(ca.intermediate.cert).is_root
+    assert not tls_target.cert_info(leaves["self-signed"].certificate).is_root  # not a CA
 
 
 # --- protocol versions -----------------------------------------------------------------------
