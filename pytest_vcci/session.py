@@ -29,7 +29,7 @@ from pytest_vcci.context import (
     RunContext,
     waivers_for,
 )
-from pytest_vcci.evidence.recorder import utc_now
+from pytest_vcci.evidence.recorder import Evidence, utc_now
 from pytest_vcci.gate import decide
 from pytest_vcci.history import history_table, past_runs, record_run
 from pytest_vcci.report import checklist_html, evidence_json, junit, manifest, oscal
@@ -37,7 +37,7 @@ from pytest_vcci.report.html_hooks import observations_extra
 from pytest_vcci.report.model import TestRecord, build_items, section_table
 from pytest_vcci.report.terminal import summary_lines
 from pytest_vcci.report.write import Bundle, ReportWriteError
-from pytest_vcci.targets.base import TargetError
+from pytest_vcci.targets.base import ReadOnlyViolation, TargetError, Unobservable
 from pytest_vcci.targets.preflight import preflight
 
 _STOPPED = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
@@ -167,6 +167,10 @@ class VcciSession:
             # fixture's traceback (the root cause is said once, in the summary).
             report.longrepr = call.excinfo.getrepr(style="value", chain=False)
         redact = self.context.redactor
+        if call.excinfo is not None and isinstance(
+            call.excinfo.value, (Unobservable, ReadOnlyViolation)
+        ):
+            _as_observation(item, report, call.excinfo.value, redact)
         # Every report of an active run, checklist test or not: any test can reach the secrets.
         _redact_report(self.config, report, redact)
         ids = marker_ids(item)
@@ -453,9 +457,32 @@ def _evidence_lines(run: dict[str, Any], recorded: Path | None) -> list[str]:
     return lines
 
 
+def _as_observation(
+    item: pytest.Item,
+    report: pytest.TestReport,
+    exc: Unobservable | ReadOnlyViolation,
+    redact: Any,
+) -> None:
+    """What a check could not read (or was refused, being a write) becomes its failed
+    observation, and the failure says so in one sentence with the test's other failures."""
+    evidence = item.stash.get(EVIDENCE_KEY, None)
+    if evidence is None:
+        evidence = item.stash[EVIDENCE_KEY] = Evidence(redact)
+    if isinstance(exc, Unobservable):
+        evidence.unobservable(exc.what, exc.why, exc.expected, exc.where)
+    else:
+        refused = f"refused {exc.what} (pytest-vcci never changes what it checks)"
+        evidence.record("read-only guard", refused, "reads only", False, where=exc.target)
+    report.longrepr = evidence.failure_message()
+
+
 def _message(report: pytest.TestReport, call: pytest.CallInfo[None], redact: Any) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(redact(str(report.longrepr[2]).removeprefix("Skipped: ")))
+    if call.excinfo is not None and isinstance(
+        call.excinfo.value, (Unobservable, ReadOnlyViolation)
+    ):
+        return str(redact(report.longreprtext))
     if call.excinfo is not None and report.failed:
         text = str(call.excinfo.value).strip() or call.excinfo.typename
         return str(redact(text))[:2000]  # masked first: a cut must not split a secret

@@ -295,7 +295,11 @@ def test_postgres_version(db, threshold, evidence):
 def test_streaming_read_replicas(db, threshold, evidence):
     """At least 2 read replicas stream from the primary (pg_stat_replication)."""
     want = threshold("1.1.2", "min_read_replicas")
-    rows = db.rows("SELECT application_name, state, sync_state FROM pg_stat_replication")
+    rows = db.rows(
+        "SELECT application_name, state, sync_state FROM pg_stat_replication",
+        about="pg_stat_replication.state",
+        needs="pg_read_all_stats",
+    )
     streaming = [r["application_name"] for r in rows if r["state"] == "streaming"]
     evidence.check(
         "streaming replicas", streaming, f">= {want}", len(streaming) >= want, where=db.describe()

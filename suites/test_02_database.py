@@ -83,7 +83,7 @@ def size_bytes(text: str) -> int:
 
 def setting_bytes(db: Any, name: str) -> int:
     """A memory setting in bytes (pg_settings gives a number of its unit, e.g. 16384 x 8kB)."""
-    row = db.rows("SELECT setting, unit FROM pg_settings WHERE name = %s", (name,))[0]
+    row = db.setting_row(name)
     unit = row["unit"] or "B"
     count, base = re.fullmatch(r"(\d*)(\w+)", unit).groups()  # type: ignore[union-attr]
     return int(row["setting"]) * int(count or 1) * _UNITS[base]
@@ -659,11 +659,7 @@ def test_max_connections_cover_the_pools(
 @pytest.mark.checklist("2.2.3")
 def test_slow_query_log(db: Any, threshold: Callable[..., Any], evidence: Any) -> None:
     """Statements slower than 1 second are logged (log_min_duration_statement)."""
-    value = int(
-        db.rows("SELECT setting FROM pg_settings WHERE name = 'log_min_duration_statement'")[0][
-            "setting"
-        ]
-    )
+    value = int(db.setting_row("log_min_duration_statement")["setting"])
     want = threshold("2.2.3", "slow_query_ms")
     observed = "disabled" if value < 0 else f"{value} ms"
     evidence.check(

@@ -476,6 +476,15 @@ def test_postgres_tls(db, threshold, evidence):
     """PostgreSQL has ssl on, a minimum of TLS 1.2, and this session is encrypted."""
     want = str(threshold("6.2.2", "min_tls_internal"))
     where = db.describe()
+    # What every role may read first: ssl_min_protocol_version needs pg_read_all_settings.
+    session = db.tls()
+    evidence.check(
+        "this session's TLS",
+        session.get("version") or "not encrypted",
+        f"TLSv{want} or later",
+        bool(session.get("ssl")) and _version(session.get("version")) >= _version(want),
+        where=where,
+    )
     ssl = db.setting("ssl")
     evidence.check("ssl", ssl, "on", ssl == "on", where=where)
     minimum = db.setting("ssl_min_protocol_version")
@@ -484,14 +493,6 @@ def test_postgres_tls(db, threshold, evidence):
         minimum,
         f"TLSv{want} or later",
         _version(minimum) >= _version(want),
-        where=where,
-    )
-    session = db.tls()
-    evidence.check(
-        "this session's TLS",
-        session.get("version") or "not encrypted",
-        f"TLSv{want} or later",
-        bool(session.get("ssl")) and _version(session.get("version")) >= _version(want),
         where=where,
     )
 
@@ -604,7 +605,8 @@ def test_recent_audit_events(db, expect, threshold, evidence):
     row = db.rows(
         "SELECT max(occurred_at) FILTER (WHERE event_type LIKE 'auth.login%%') AS logins, "
         "max(occurred_at) FILTER (WHERE event_type LIKE 'admin.%%') AS admin_actions, "
-        f"now() AS now FROM {table}"
+        f"now() AS now FROM {table}",
+        about=f"the newest login and admin events in {table}",
     )[0]
     for kind in ("logins", "admin_actions"):
         newest = row[kind]

@@ -331,7 +331,12 @@ def test_database_connections_below_limit(
     db: Any, threshold: Callable[..., Any], evidence: Any
 ) -> None:
     """Client connections are below 80 % of max_connections (no pool exhaustion)."""
-    used = db.value("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+    # Without pg_read_all_stats, other roles' sessions show no backend_type: not counted.
+    used = db.value(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+        about="pg_stat_activity.backend_type of every session",
+        needs="pg_read_all_stats",
+    )
     most = int(db.setting("max_connections"))
     ratio = threshold("7.1.2", "max_connection_ratio")
     evidence.check(
@@ -372,6 +377,8 @@ def test_database_statement_latency(db: Any, threshold: Callable[..., Any], evid
         "WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND NOT r.rolsuper AND s.query ~* %s ORDER BY s.mean_exec_time DESC",
         (DML,),
+        about="pg_stat_statements.query of the application's statements",
+        needs="pg_read_all_stats",  # other roles' statements read "<insufficient privilege>"
     )
     calls = sum(r["calls"] for r in rows)
     if not calls:
@@ -630,7 +637,9 @@ def test_read_replicas_streaming(db: Any, threshold: Callable[..., Any], evidenc
     )
     rows = db.rows(
         "SELECT application_name, state, replay_lag::text AS replay_lag "
-        "FROM pg_stat_replication ORDER BY application_name"
+        "FROM pg_stat_replication ORDER BY application_name",
+        about="pg_stat_replication.state",
+        needs="pg_read_all_stats",
     )
     streaming = [r for r in rows if r["state"] == "streaming"]
     evidence.attach("pg_stat_replication", rows)

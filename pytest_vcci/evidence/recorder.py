@@ -96,6 +96,11 @@ class Evidence:
         if not passed:
             raise AssertionError(observation.message())
 
+    def unobservable(self, what: str, why: str, expected: str, where: str = "") -> Observation:
+        """Record that ``what`` could not be read, and why: a failed observation, since a
+        criterion nobody could observe is not met (``cannot read: the role lacks ...``)."""
+        return self.record(what, f"cannot read: {why}", expected, False, where)
+
     def attach(self, name: str, content: str | dict[str, Any] | list[Any]) -> None:
         """Attach a small artefact (text or JSON), redacted and capped at 64 KiB."""
         if isinstance(content, str):

@@ -371,7 +371,8 @@ class PostgresComponent(Component):
             "# superuser and replication only over the private unix socket (dir mode 0700)",
             "local all postgres trust",
             "local replication postgres trust",
-            f"{method} all {self.app_user} 127.0.0.1/32 scram-sha-256",
+            # Any role with a password (the application's; tests add least-privilege ones).
+            f"{method} all all 127.0.0.1/32 scram-sha-256",
         ]
         if self.tls:
             lines.append("hostnossl all all 127.0.0.1/32 reject")

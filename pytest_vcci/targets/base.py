@@ -22,6 +22,8 @@ class ReadOnlyViolation(Exception):
     """A check tried to change what it checks; refused before anything left the process."""
 
     def __init__(self, target: str, what: str) -> None:
+        self.target = target
+        self.what = what
         super().__init__(
             f"read-only guard: {target} refused {what} (pytest-vcci never changes what it checks)"
         )
@@ -35,6 +37,21 @@ class TargetError(Exception):
         self.target = target
         self.cause = cause
         super().__init__(message)
+
+
+class Unobservable(Exception):
+    """What a check set out to read could not be read: a missing privilege or object, a
+    statement timeout. Not a fact about the criterion: the run records it as a failed
+    observation of the test (what could not be observed, why, what would let it be), in one
+    place (session.py), and the test fails with that sentence instead of a traceback."""
+
+    def __init__(self, target: str, what: str, why: str, expected: str, where: str = "") -> None:
+        self.target = target
+        self.what = what  # "setting ssl_min_protocol_version", "table audit_log"
+        self.why = why  # "the role vcci_app lacks pg_read_all_settings"
+        self.expected = expected  # "readable: grant pg_read_all_settings to vcci_app, or attest"
+        self.where = where or target
+        super().__init__(f"{self.where}: cannot read {what}: {why} (expected {expected})")
 
 
 class TargetUnreachable(TargetError):

@@ -11,6 +11,14 @@ Read-only in three layers:
 Bounded time: ``connect_timeout`` covers connecting (TCP, TLS, auth), ``statement_timeout`` is
 set on the session, and a watchdog shuts the socket if the server sends nothing for
 ``read_timeout`` seconds (a hung server, not a slow query: that one is cancelled server-side).
+
+What cannot be read is said, not thrown: every error the server answers a read with (a missing
+privilege, table, column, function, setting or schema, an extension not loaded, a statement
+timeout) becomes an ``Unobservable`` carrying one sentence: what could not be read, why, and
+what would let it be (``setting ssl_min_protocol_version: the role vcci_app lacks
+pg_read_all_settings``). The run records it as the test's observation. What PostgreSQL hides
+rather than refuses (the statistics of other roles' sessions show NULL without
+pg_read_all_stats) is asked for with ``needs=``, so a hidden value is never read as a fact.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_vcci.targets.base import ReadOnlyViolation, TargetUnreachable, one_line
+from pytest_vcci.targets.base import ReadOnlyViolation, TargetUnreachable, Unobservable, one_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -57,6 +65,21 @@ _LEXEMES = re.compile(
     r"|(?<![\w$])\$([A-Za-z_][A-Za-z_0-9]*|)\$.*?\$\2\$",
     re.S,
 )
+
+
+# What each kind of privilege error lacks: "permission denied for <kind> <name>".
+_PRIVILEGE_OF_KIND = {
+    "schema": "USAGE",
+    "function": "EXECUTE",
+    "procedure": "EXECUTE",
+    "database": "CONNECT",
+}
+_DENIED = re.compile(
+    r"permission denied for (table|view|materialized view|foreign table|sequence|relation"
+    r"|schema|function|procedure|database|column|large object) (.+)$"
+)
+_PRIVILEGES_OF = re.compile(r"privileges of (\w+) to examine \"([^\"]+)\"")
+_QUOTED = re.compile(r'"([^"]+)"')
 
 
 # --- the statement guard ------------------------------------------------------------------
@@ -139,6 +162,7 @@ class Database:
         self._conn: psycopg.Connection[Any] | None = None
         self._replicas: list[Database] | None = None
         self._lock = threading.Lock()
+        self._has_role: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return f"<Database {self.describe()}>"
@@ -192,37 +216,92 @@ class Database:
 
     # --- queries --------------------------------------------------------------------------
 
-    def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    def rows(
+        self, sql: str, params: Any = None, *, about: str | None = None, needs: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows of one read. ``about`` names what is read, for the sentence if it cannot
+        be; ``needs`` a predefined role without which PostgreSQL hides the answer (NULLs)."""
         from psycopg.rows import dict_row
 
         check_statement(sql)
+        if needs:
+            self.require_role(needs, about or _statement(sql))
 
         def fetch(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
             with conn.cursor(row_factory=dict_row) as cursor:
                 return cursor.execute(sql.encode(), params).fetchall()
 
-        return self._call(fetch)
+        return self._call(fetch, about or _statement(sql))
 
-    def value(self, sql: str, params: Any = None) -> Any:
+    def value(
+        self, sql: str, params: Any = None, *, about: str | None = None, needs: str | None = None
+    ) -> Any:
         """The first column of the first row (None when there is no row)."""
         check_statement(sql)
-        row = self._call(lambda conn: conn.execute(sql.encode(), params).fetchone())
+        if needs:
+            self.require_role(needs, about or _statement(sql))
+        row = self._call(
+            lambda conn: conn.execute(sql.encode(), params).fetchone(), about or _statement(sql)
+        )
         return row[0] if row else None
 
     def setting(self, name: str) -> str:
         """A server setting as SHOW prints it (with its unit: '64MB')."""
-        value = self.value("SELECT current_setting(%s)", (name,))
+        value = self.value("SELECT current_setting(%s)", (name,), about=f"setting {name}")
         return str(value)
+
+    def setting_row(self, name: str) -> dict[str, Any]:
+        """A setting's pg_settings row (setting, unit, ...). pg_settings leaves out what the
+        role may not read, so a missing row is asked again through current_setting(), whose
+        refusal says why (a privilege, or no such setting)."""
+        rows = self.rows(
+            "SELECT * FROM pg_settings WHERE name = %s", (name,), about=f"setting {name}"
+        )
+        if not rows:
+            self.setting(name)  # raises Unobservable naming the privilege or the missing setting
+            raise Unobservable(
+                self.target,
+                f"setting {name}",
+                "pg_settings has no row for it",
+                "a row in pg_settings",
+                self.describe(),
+            )
+        return rows[0]
+
+    def role(self) -> str:
+        """The role this session runs as (the DSN's user, or libpq's default)."""
+        user: str = self._call(lambda conn: conn.info.user, "the session's role")
+        return user
+
+    def require_role(self, role: str, to_read: str) -> None:
+        """Unobservable unless this session has the privileges of ``role`` (e.g.
+        pg_read_all_stats): PostgreSQL does not refuse a statistics view to a role without
+        it, it shows NULL, which a check must not read as "not streaming"."""
+        if role not in self._has_role:
+            held = self.value(
+                "SELECT pg_has_role(current_user, %s, 'USAGE')", (role,), about=f"role {role}"
+            )
+            self._has_role[role] = bool(held)
+        if not self._has_role[role]:
+            user = self.role()
+            raise Unobservable(
+                self.target,
+                to_read,
+                f"the role {user} lacks {role} (without it PostgreSQL hides other roles' statistics)",
+                f"readable: grant {role} to {user}, or attest",
+                self.describe(),
+            )
 
     def server_version(self) -> int:
         """server_version_num, e.g. 150008 for 15.8."""
-        version: int = self._call(lambda conn: conn.info.server_version)
+        version: int = self._call(lambda conn: conn.info.server_version, "server_version")
         return version
 
     def tls(self) -> dict[str, Any]:
         """This session's TLS as the server sees it: ssl, version, cipher, bits."""
         rows = self.rows(
-            "SELECT ssl, version, cipher, bits FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            "SELECT ssl, version, cipher, bits FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            about="this session's TLS (pg_stat_ssl)",
         )
         return rows[0] if rows else {"ssl": False, "version": None, "cipher": None, "bits": None}
 
@@ -237,7 +316,7 @@ class Database:
 
     # --- the one way to the server --------------------------------------------------------
 
-    def _call(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _call(self, work: Callable[[psycopg.Connection[Any]], T], about: str) -> T:
         import psycopg
 
         self.gate.check(self.target)
@@ -253,7 +332,8 @@ class Database:
                 ) from None
             except psycopg.OperationalError as exc:
                 if not (fired.is_set() or self._conn is None or self._conn.broken):
-                    raise  # e.g. statement_timeout: this query, not the server
+                    # e.g. statement_timeout: this query, not the server
+                    raise self._unobservable(exc, about) from None
                 self._disconnect()
                 cause = (
                     f"TimeoutError: {self._silence()}"
@@ -262,6 +342,85 @@ class Database:
                 )
                 self.gate.mark_down(self.target, cause)
                 raise TargetUnreachable(self.target, cause) from None
+            except psycopg.Error as exc:
+                raise self._unobservable(exc, about) from None
+
+    def _unobservable(self, exc: psycopg.Error, about: str) -> Unobservable:
+        """The server's refusal of a read as one sentence (the lock is held: no new query)."""
+        conn = self._conn
+        user = conn.info.user if conn is not None and not conn.closed else self._params.get("user")
+        database = conn.info.dbname if conn is not None and not conn.closed else "?"
+        what, why, expected = explain(
+            exc,
+            about=about,
+            role=str(user or "?"),
+            database=database,
+            statement_timeout_ms=self.table.statement_timeout_ms,
+        )
+        return Unobservable(self.target, what, why, expected, self.describe())
+
+
+def _statement(sql: str) -> str:
+    """A statement as a short name for what it reads: 'the result of SELECT ... FROM x'."""
+    text = " ".join(sql.split())
+    return f"the result of {text if len(text) <= 80 else text[:77] + '...'}"
+
+
+def explain(
+    exc: Exception, *, about: str, role: str, database: str, statement_timeout_ms: int
+) -> tuple[str, str, str]:
+    """(what could not be read, why, what would let it be read) for a server's error."""
+    diag = getattr(exc, "diag", None)
+    primary = str(getattr(diag, "message_primary", None) or exc).strip().splitlines()[0]
+    state = getattr(exc, "sqlstate", None) or ""
+    quoted = _QUOTED.search(primary)
+    name = quoted.group(1) if quoted else None
+    if state == "42501":  # insufficient privilege
+        needs = _PRIVILEGES_OF.search(primary)
+        if needs:
+            grant, setting = needs.groups()
+            why = f"the role {role} lacks {grant}"
+            return f"setting {setting}", why, f"readable: grant {grant} to {role}, or attest"
+        denied = _DENIED.search(primary)
+        if denied:
+            kind, obj = denied.groups()
+            privilege = _PRIVILEGE_OF_KIND.get(kind, "SELECT")
+            return (
+                f"{kind} {obj}",
+                f"the role {role} lacks {privilege} on it",
+                f"readable: grant {privilege} on {kind} {obj} to {role}, or attest",
+            )
+        return (
+            about,
+            f"the role {role} lacks a privilege: {primary}",
+            f"readable: grant it to {role}, or attest",
+        )
+    missing = {
+        "42P01": ("table", f"no such table in database {database} (for role {role})"),
+        "42703": ("column", "no such column in the table the check reads"),
+        "3F000": ("schema", f"no such schema in database {database}"),
+    }
+    if state in missing and name:
+        kind, why = missing[state]
+        return f"{kind} {name}", why, "present"
+    if state == "42883":  # undefined function: its name and argument types
+        function = primary.removeprefix("function ").removesuffix(" does not exist")
+        why = "no such function here (the extension that provides it may be missing)"
+        return f"function {function}", why, "present"
+    if state == "42704" and name and primary.startswith("unrecognized configuration parameter"):
+        return f"setting {name}", "this server has no such setting", "present"
+    if state == "57014":  # query_canceled: statement_timeout
+        return (
+            about,
+            f"it did not finish within statement_timeout={statement_timeout_ms} ms "
+            "(the server cancelled it)",
+            "an answer within [postgres].statement_timeout_ms",
+        )
+    if state == "55000":  # object not in prerequisite state: an extension not preloaded
+        return about, f"the server cannot answer it in its present state: {primary}", "readable"
+    if not state:  # refused before it reached the server (psycopg)
+        return about, f"the driver refused the statement: {primary}", "readable"
+    return about, f"the server refused the statement: {primary} (SQLSTATE {state})", "readable"
 
 
 def _scrubbed(exc: BaseException, secret: str | None) -> BaseException:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -18,7 +18,7 @@ from support_net import BlackHole
 
 from pytest_vcci.context import RunContext
 from pytest_vcci.sandbox.postgres import INDEX_COUNT_SQL, PostgresComponent
-from pytest_vcci.targets.base import ReadOnlyViolation, TargetUnreachable
+from pytest_vcci.targets.base import ReadOnlyViolation, TargetUnreachable, Unobservable
 from pytest_vcci.targets.postgres import (
     Database,
     check_statement,
@@ -381,10 +381,140 @@ def test_statement_timeout_cancels_the_query_not_the_target(
     pg_sandbox: PostgresComponent, sandbox_run_context: ContextFactory
 ) -> None:
     database = _database(sandbox_run_context(pg_sandbox, postgres={"statement_timeout_ms": 300}))
-    # The server's own words: statement_timeout (not the read timeout) cancelled it.
-    with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
-        database.value("SELECT pg_sleep(3)")
+    # statement_timeout (not the read timeout) cancelled it: this query, not the target.
+    with pytest.raises(Unobservable) as cancelled:
+        database.value("SELECT pg_sleep(3)", about="the slow probe")
+    assert (cancelled.value.what, cancelled.value.why) == (
+        "the slow probe",
+        "it did not finish within statement_timeout=300 ms (the server cancelled it)",
+    )
+    assert cancelled.value.expected == "an answer within [postgres].statement_timeout_ms"
     assert database.value("SELECT 1") == 1
+
+
+# --- what cannot be read is said, not thrown --------------------------------------------------
+
+UNPRIVILEGED = "vcci_unprivileged"
+
+
+@pytest.fixture(scope="module")
+def unprivileged(
+    pg_sandbox: PostgresComponent, sandbox_run_context: ContextFactory
+) -> Iterator[Database]:
+    """A role that may connect and read one table: no pg_read_all_settings, no
+    pg_read_all_stats (the 'unprivileged application role' of issue 11)."""
+    from psycopg import sql
+
+    with pg_sandbox.superuser() as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(UNPRIVILEGED), sql.Literal(pg_sandbox.password)
+            )
+        )
+        conn.execute(
+            sql.SQL("GRANT SELECT ON countries TO {}").format(sql.Identifier(UNPRIVILEGED))
+        )
+    dsn = pg_sandbox.dsn().replace(f"{pg_sandbox.app_user}:", f"{UNPRIVILEGED}:", 1)
+    database = _database(sandbox_run_context(postgres={"dsn": dsn}))
+    yield database.ensure()
+    database.close()
+
+
+def test_a_missing_privilege_is_named_with_its_grant(unprivileged: Database) -> None:
+    with pytest.raises(Unobservable) as refused:
+        unprivileged.setting("ssl_min_protocol_version")
+    assert (refused.value.what, refused.value.why, refused.value.expected) == (
+        "setting ssl_min_protocol_version",
+        f"the role {UNPRIVILEGED} lacks pg_read_all_settings",
+        f"readable: grant pg_read_all_settings to {UNPRIVILEGED}, or attest",
+    )
+    assert refused.value.where == unprivileged.describe()
+    assert str(refused.value) == (
+        f"{unprivileged.describe()}: cannot read setting ssl_min_protocol_version: the role "
+        f"{UNPRIVILEGED} lacks pg_read_all_settings (expected readable: grant "
+        f"pg_read_all_settings to {UNPRIVILEGED}, or attest)"
+    )
+    with pytest.raises(Unobservable) as denied:
+        unprivileged.rows("SELECT version_num FROM alembic_version")
+    assert (denied.value.what, denied.value.why) == (
+        "table alembic_version",
+        f"the role {UNPRIVILEGED} lacks SELECT on it",
+    )
+    assert unprivileged.value("SELECT count(*) FROM countries") == 249  # what it may read
+
+
+def test_pg_settings_hides_what_a_role_may_not_read_and_setting_row_says_why(
+    unprivileged: Database, db: Database
+) -> None:
+    assert db.setting_row("ssl_min_protocol_version")["setting"] == "TLSv1.2"
+    assert (
+        unprivileged.rows("SELECT 1 FROM pg_settings WHERE name = 'ssl_min_protocol_version'") == []
+    )  # PostgreSQL leaves the row out instead of refusing
+    with pytest.raises(Unobservable, match="lacks pg_read_all_settings"):
+        unprivileged.setting_row("ssl_min_protocol_version")
+    with pytest.raises(Unobservable) as unknown:
+        unprivileged.setting_row("no_such_setting")
+    assert (unknown.value.what, unknown.value.why) == (
+        "setting no_such_setting",
+        "this server has no such setting",
+    )
+    assert unprivileged.setting_row("work_mem")["setting"] == "65536"  # readable by anyone
+
+
+def test_statistics_hidden_from_a_role_are_not_read_as_facts(
+    unprivileged: Database, db: Database
+) -> None:
+    """Without pg_read_all_stats the replica's state reads NULL: needs= refuses to go on."""
+    sql = "SELECT application_name, state FROM pg_stat_replication"
+    assert unprivileged.rows(sql) == [{"application_name": "vcci-replica-1", "state": None}]
+    with pytest.raises(Unobservable) as hidden:
+        unprivileged.rows(sql, about="pg_stat_replication.state", needs="pg_read_all_stats")
+    assert (hidden.value.what, hidden.value.why, hidden.value.expected) == (
+        "pg_stat_replication.state",
+        f"the role {UNPRIVILEGED} lacks pg_read_all_stats "
+        "(without it PostgreSQL hides other roles' statistics)",
+        f"readable: grant pg_read_all_stats to {UNPRIVILEGED}, or attest",
+    )
+    # pg_monitor includes it: the application role reads the real state.
+    rows = db.rows(sql, about="pg_stat_replication.state", needs="pg_read_all_stats")
+    assert rows == [{"application_name": "vcci-replica-1", "state": "streaming"}]
+
+
+@pytest.mark.parametrize(
+    ("statement", "what", "why"),
+    [
+        (
+            "SELECT * FROM audit_trail",
+            "table audit_trail",
+            "no such table in database vcci_staging (for role vcci_app)",
+        ),
+        (
+            "SELECT occurred FROM audit_log",
+            "column occurred",
+            "no such column in the table the check reads",
+        ),
+        (
+            "SELECT pg_stat_kcache()",
+            "function pg_stat_kcache()",
+            "no such function here (the extension that provides it may be missing)",
+        ),
+        (
+            "SELECT * FROM reporting.audit_log",
+            "table reporting.audit_log",
+            "no such table in database vcci_staging (for role vcci_app)",
+        ),
+        (
+            "SELECT 1/0",
+            "the result of SELECT 1/0",
+            "the server refused the statement: division by zero (SQLSTATE 22012)",
+        ),
+    ],
+)
+def test_a_missing_object_is_named(db: Database, statement: str, what: str, why: str) -> None:
+    with pytest.raises(Unobservable) as missing:
+        db.rows(statement)
+    assert (missing.value.what, missing.value.why) == (what, why)
+    assert db.value("SELECT 1") == 1  # the session goes on
 
 
 # --- secrets ----------------------------------------------------------------------------------
