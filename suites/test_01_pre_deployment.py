@@ -941,9 +941,9 @@ def test_certificate_chain(tls, expect, evidence):
 
 @pytest.mark.checklist("1.2.1")
 def test_certificate_strength(tls, expect, evidence):
-    """Every presented certificate has a strong key (RSA >= 2048 bits, EC >= 256 bits, no DSA)
-    and a SHA-256 or stronger signature (no SHA-1 or MD5). A self-signed root's own signature
-    is not judged: nobody checks it, its trust is in the bundle (CA/Browser Forum practice)."""
+    """Every presented certificate has a strong key (RSA >= 2048 bits, EC >= 256 bits, no DSA) and a SHA-256 or stronger signature (no SHA-1 or MD5; a self-signed root's own signature is not judged, CA/Browser Forum practice).
+
+    Nobody checks a root's own signature: its trust comes from the bundle that holds it."""
     from pytest_vcci.targets.tls import KEY_EXPECTATION, SIGNATURE_EXPECTATION
 
     for report in _tls_reports(tls, expect):
