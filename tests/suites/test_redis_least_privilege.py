@@ -6,10 +6,12 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from variants import run_pytester
 
+from pytest_vcci.sandbox.base import wait_until
 from pytest_vcci.sandbox.redis import PASSWORD_VAR, RedisComponent
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
@@ -34,6 +36,28 @@ def redis_checks() -> list[str]:
     return names
 
 
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(value: Any) -> dict[str, Any]:
+    """A RESP2 [key, value, ...] list or a dict, with text keys."""
+    items = zip(value[::2], value[1::2], strict=True) if isinstance(value, list) else value.items()
+    return {_text(k): v for k, v in items}
+
+
+def every_node_online(redis: RedisComponent) -> bool:
+    """CLUSTER SHARDS, as the checks read it, shows every node online."""
+    with redis.admin(redis.cluster_ports[0]) as admin:
+        shards = admin.execute_command("CLUSTER", "SHARDS")
+    health = [
+        _text(_pairs(node).get("health"))
+        for shard in shards
+        for node in _pairs(shard).get("nodes", [])
+    ]
+    return len(health) == len(redis.cluster_ports) and set(health) == {"online"}
+
+
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisComponent]:
     component = RedisComponent(workdir=tmp_path_factory.mktemp("redis-acl"))
@@ -44,12 +68,16 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisComponent]:
                 admin.execute_command(
                     "ACL", "SETUSER", USER, f">{component.password}", *ACL.split()
                 )
+        # Both runs must see the same cluster: on a loaded machine a replica can still be
+        # "loading" in CLUSTER SHARDS when start() returns, and 1.1.3 rightly fails then.
+        wait_until(lambda: every_node_online(component), "redis cluster shards online")
         yield component
     finally:
         component.stop()
 
 
 def outcomes(pytester: pytest.Pytester, redis: RedisComponent, user: str) -> dict[str, str]:
+    wait_until(lambda: every_node_online(redis), "redis cluster shards online")
     env = redis.env_tables()
     for key in ("url", "cluster_url"):
         env["redis"][key] = env["redis"][key].replace(f"//{redis.app_user}:", f"//{user}:", 1)
