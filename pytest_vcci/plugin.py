@@ -276,7 +276,9 @@ def evidence(request: pytest.FixtureRequest) -> Any:
     from pytest_vcci.evidence.redaction import Redactor
 
     context = request.config.stash.get(CONTEXT_KEY, None)
-    recorder = Evidence(context.redactor if context else Redactor())
+    recorder = (
+        Evidence(context.redactor, strict=context.strict) if context else Evidence(Redactor())
+    )
     request.node.stash[EVIDENCE_KEY] = recorder
     return recorder
 

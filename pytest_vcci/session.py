@@ -243,7 +243,7 @@ class VcciSession:
         if interrupted:
             for test in self.tests.values():
                 test.interrupted()
-        items = build_items(catalog, self.tests)
+        items = build_items(catalog, self.tests, strict=self.context.strict)
         tests = {t.nodeid: t.to_dict() for t in self.tests.values()}
         for item in items:
             item["tests"] = [tests[nodeid] for nodeid in item["tests"]]

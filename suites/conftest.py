@@ -92,11 +92,28 @@ def expected(config: pytest.Config, *path: str, default: Any = None) -> Any:
     return node
 
 
+def _unset_reason(config: pytest.Config, path: list[str], value: Any) -> str:
+    """``[expect.aws].ecr_repositories is not set in staging.toml`` (or ``is empty``)."""
+    from pytest_vcci.context import CONTEXT_KEY
+
+    context = config.stash.get(CONTEXT_KEY, None)
+    source = context.settings.source if context is not None else "the environment file"
+    table, key = ".".join(["expect", *path[:-1]]), path[-1]
+    state = "is not set" if value is None else "is empty"
+    return f"[{table}].{key} {state} in {source}: no resource to check"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for mark in metafunc.definition.iter_markers("each"):
         argname, *path = mark.args
-        values = expected(metafunc.config, *path, default=[])
+        values = expected(metafunc.config, *path)
         if isinstance(values, dict):
             values = list(values)
-        # An empty list makes pytest skip the test with "got empty parameter set".
+        if not values:
+            # One skipped instance whose reason names the table and key (pytest's own empty
+            # parameter set would only say "got empty parameter set").
+            reason = _unset_reason(metafunc.config, path, values)
+            skipped = pytest.param(None, marks=pytest.mark.skip(reason=reason))
+            metafunc.parametrize(argname, [skipped], ids=["unset"])
+            continue
         metafunc.parametrize(argname, list(values), ids=[str(v) for v in values])

@@ -62,3 +62,50 @@ def write_env(pytester: pytest.Pytester, text: str, name: str = "env.toml") -> P
     path = pytester.path / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def passing_checks(item_id: str, *, intrusive: bool = False) -> str:
+    """Source of a module that passes every check the catalog names for ``item_id`` (each
+    making one evidence.check), so the item is decided and passes: ``passed``, or ``attested``
+    with a valid record for its attestation criteria (``attest`` needs one in the run).
+
+    A test named otherwise decides no criterion: an item needs its catalog checks to pass.
+    """
+    from pytest_vcci.checklist import load_catalog
+
+    item = load_catalog().get(item_id)
+    params: dict[str, set[str]] = {}
+    attested: set[str] = set()
+    for criterion in item.criterion_specs:
+        for number, entry in enumerate(criterion.checks):
+            ref = entry[0]  # the first alternative decides the entry
+            params.setdefault(ref.function, set())
+            if ref.param is not None:
+                params[ref.function].add(ref.param)
+            if criterion.attestation is not None and number == 0:
+                attested.add(ref.function)  # the catalog names the attest(ID) test first
+    lines = ["import pytest", ""]
+    for function, values in params.items():
+        lines.append(f"@pytest.mark.checklist({item_id!r})")
+        if intrusive:
+            lines.append("@pytest.mark.intrusive")
+        arguments = ["evidence"]
+        if values:
+            lines.append(f"@pytest.mark.parametrize('instance', {sorted(values)!r})")
+            arguments.append("instance")
+        if function in attested:
+            arguments.append("attest")
+        lines.append(f"def {function}({', '.join(arguments)}):")
+        if function in attested:
+            lines.append(f"    attest({item_id!r})")
+        else:
+            lines.append(f"    evidence.check({function!r}, 'held', 'held', True)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_passing(pytester: pytest.Pytester, *item_ids: str) -> None:
+    """One module per item (``test_pass_3_2_4.py``) passing all its catalog checks."""
+    for item_id in item_ids:
+        name = "test_pass_" + item_id.replace(".", "_")
+        pytester.makepyfile(**{name: passing_checks(item_id)})

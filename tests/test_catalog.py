@@ -361,7 +361,8 @@ def broken(raw: dict[str, Any], index: int, **changes: Any) -> dict[str, Any]:
         ),
         (0, {"automation": "manual"}, r"automation 'manual' is not one of automated, attestation"),
         (0, {"title": " "}, r"item #1: 'title' must be a non-empty string"),
-        (0, {"criteria": []}, r"'criteria' must be a non-empty list"),
+        (0, {"criterion": []}, r"item #1 \(1\.1\.1\): needs \[\[item.criterion\]\] tables"),
+        (0, {"criteria": ["x"]}, r"'criteria' is replaced by \[\[item.criterion\]\] tables"),
         (0, {"id": "1.1"}, r"id is not of the form"),
         (0, {"id": "2.1.1"}, r"id does not lie in section 1"),
         (0, {"section": 13}, r"section 13 is not a declared"),
@@ -411,7 +412,15 @@ def test_cli_json_is_a_list_of_item_dicts(capsys):
         "automation",
         "rationale",
         "thresholds",
+        "decided_by",
     }
+    assert data[0]["decided_by"][3] == {
+        "text": "Node taints and labels configured",
+        "decided_by": "checks",
+        "checks": ["test_node_labels", "test_node_taints"],
+    }
+    title = next(c for c in data if c["id"] == "1.1.2")["decided_by"][0]
+    assert (title["text"], title["from_title"]) == ("PostgreSQL 15+", True)
 
 
 def test_cli_section_filter(capsys):
@@ -476,3 +485,142 @@ def test_cli_tests_unknown_id_or_directory_is_a_usage_error(tmp_path, capsys):
     assert "unknown checklist ID '9.9.9'" in capsys.readouterr().err
     assert run_checklist(["--tests", "1.1.1", "--tests-dir", str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+# --- criteria: the seed's words, and how each is decided ----------------------------------------
+
+SEED = Path(__file__).parent / "data" / "deployment-checklist.md"  # the checklist as published
+
+
+def seed_items() -> dict[str, tuple[str, list[str]]]:
+    """{ID: (title, criteria)} from the published checklist, as the catalog keeps them:
+    markdown backticks and the status ticks (✅) dropped, the words verbatim."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    current = None
+    for line in SEED.read_text(encoding="utf-8").splitlines():
+        if match := re.match(r"- \[.\] \*\*(\d+\.\d+\.\d+)\*\* (.+)$", line):
+            current = match.group(1)
+            found[current] = (match.group(2), [])
+        elif (match := re.match(r"  - (.+)$", line)) and current:
+            found[current][1].append(match.group(1).replace("`", "").removesuffix(" ✅"))
+        elif line.strip() and not line.startswith(" "):
+            current = None
+    return found
+
+
+def test_every_criterion_is_the_seeds_text(catalog):
+    seed = seed_items()
+    assert len(seed) == 92
+    assert sum(len(criteria) for _, criteria in seed.values()) == 362
+    for item in catalog.items:
+        title, criteria = seed[item.id]
+        assert item.title == title, item.id
+        assert list(item.criteria) == criteria, item.id
+        # Requirements of the title (PostgreSQL 15+) are extra rows, never seed bullets.
+        assert [c.text for c in item.criterion_specs if not c.from_title] == criteria
+
+
+def test_every_criterion_says_how_it_is_decided(catalog):
+    kinds = {c.decided_by for item in catalog for c in item.criterion_specs}
+    assert kinds == {"checks", "attestation", "not_automatable", "none"}
+    for item in catalog:
+        for criterion in item.criterion_specs:
+            if criterion.decided_by == "attestation":
+                assert criterion.checks, (item.id, criterion.text)  # the test calling attest()
+            if criterion.decided_by == "none":
+                # A criterion no check decides yet says what is missing.
+                assert criterion.note.startswith("no check yet: "), (item.id, criterion.text)
+    # Attestation items are attested throughout; automated ones never.
+    for item in catalog:
+        kinds_of_item = {c.decided_by for c in item.criterion_specs}
+        if item.automation is Automation.ATTESTATION:
+            assert kinds_of_item == {"attestation"}, item.id
+        if item.automation is Automation.AUTOMATED:
+            assert "attestation" not in kinds_of_item, item.id
+
+
+def suite_tests() -> dict[tuple[str, str], Any]:
+    """{(item ID, test name): location} of every checklist-marked test in suites/ (AST)."""
+    from pytest_vcci.checklist.locate import locate_tests
+
+    return {(i, t.name): t for t in locate_tests() for i in t.item_ids}
+
+
+def test_every_named_check_is_a_suite_test_of_its_item(catalog):
+    tests = suite_tests()
+    assert tests, "suites/ not found next to the package"
+    named = 0
+    for item in catalog:
+        for criterion in item.criterion_specs:
+            for entry in criterion.checks:
+                for ref in entry:
+                    named += 1
+                    assert (item.id, ref.function) in tests, (
+                        f"{item.id} {criterion.text!r}: {ref} is not a test in suites/ "
+                        f"marked checklist({item.id!r})"
+                    )
+    assert named > 300
+
+
+def test_every_suite_test_decides_a_criterion_of_its_item(catalog):
+    orphans = [
+        f"{location.where()} {name} ({item_id})"
+        for (item_id, name), location in suite_tests().items()
+        if not any(name in c.functions for c in catalog.get(item_id).criterion_specs)
+    ]
+    assert orphans == []
+
+
+@pytest.mark.parametrize(
+    ("criterion", "message"),
+    [
+        ({"text": "x"}, r"criterion #1 \('x'\): say how it is decided"),
+        ({"text": "x", "checks": "test_a"}, r"'checks' must be a list of test names"),
+        ({"text": "x", "checks": ["assert_a"]}, r"check 'assert_a' is not a test function name"),
+        ({"text": "x", "checks": ["test_a | "]}, r"check '' is not a test function name"),
+        ({"text": "x", "attestation": "y", "checks": []}, r"names the test that calls attest"),
+        ({"text": "x", "not_automatable": "y", "checks": []}, r"names no checks"),
+        ({"text": "x", "attestation": "y", "not_automatable": "z"}, r"not both"),
+        ({"text": "x", "checks": [], "owner": "me"}, r"unknown key 'owner'"),
+        ({"text": " ", "checks": []}, r"'text' must be a non-empty string"),
+    ],
+)
+def test_criterion_validation_names_the_item_and_criterion(raw_catalog, criterion, message):
+    data = copy.deepcopy(raw_catalog)
+    data["item"][0]["criterion"][0] = criterion
+    with pytest.raises(CatalogError, match=r"item #1 \(1\.1\.1\): .*" + message):
+        parse_catalog(data)
+
+
+def test_criteria_must_agree_with_the_automation_kind(raw_catalog):
+    data = copy.deepcopy(raw_catalog)
+    data["item"][0]["criterion"][0] = {"text": "x", "attestation": "y", "checks": ["test_x"]}
+    with pytest.raises(CatalogError, match=r"an automated item has no attestation criterion"):
+        parse_catalog(data)
+    training = next(i for i, item in enumerate(raw_catalog["item"]) if item["id"] == "10.2.1")
+    data = copy.deepcopy(raw_catalog)
+    data["item"][training]["criterion"][0] = {"text": "x", "checks": ["test_x"]}
+    with pytest.raises(CatalogError, match=r"every criterion of an attestation item is attested"):
+        parse_catalog(data)
+    data = copy.deepcopy(raw_catalog)
+    data["item"][0]["criterion"][1]["text"] = data["item"][0]["criterion"][0]["text"]
+    with pytest.raises(CatalogError, match=r"criterion 'Cluster version: 1.28\+' is listed twice"):
+        parse_catalog(data)
+
+
+def test_check_references_parse_instances_and_alternatives(catalog):
+    [burst] = [c for c in catalog.get("4.2.3").criterion_specs if c.text.startswith("Burst")]
+    assert burst.check_names == [
+        "test_rate_limit_settings",
+        "test_rate_limit_headers | test_burst_is_limited",
+    ]
+    assert [len(entry) for entry in burst.checks] == [1, 2]
+    backend = catalog.get("3.2.4").criterion_specs[0]
+    [[ref]] = backend.checks
+    assert (ref.function, ref.param, str(ref)) == (
+        "test_deployment_replicas_available",
+        "backend",
+        "test_deployment_replicas_available[backend]",
+    )
+    assert ref.matches("test_deployment_replicas_available", "backend")
+    assert not ref.matches("test_deployment_replicas_available", "worker")

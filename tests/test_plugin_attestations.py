@@ -80,9 +80,21 @@ def test_attestation_statuses(pytester: pytest.Pytester) -> None:
         "10.2.2": "failed",
         "10.2.3": "failed",
         "11.1.4": "failed",
-        "8.1.3": "attested",  # hybrid item with a record
+        # A hybrid item with a record but none of its automated checks: those are undecided.
+        "8.1.3": "skipped",
     }
     items = items_by_id(data)
+    assert items["8.1.3"]["message"].startswith("2 criteria undecided:\n")
+    assert (
+        "- Kubernetes manifests versioned (Git): test_manifests_committed did not run"
+        in (items["8.1.3"]["message"])
+    )
+    statuses = {c["text"]: c["status"] for c in items["8.1.3"]["criteria_status"]}
+    assert (
+        statuses["ConfigMaps exported"]
+        == statuses["Secrets documented (not exported)"]
+        == ("attested")
+    )
     assert items["10.2.2"]["message"] == (
         "attestation for 10.2.2 expired on 2021-10-02 (Sam Support, ref SUP-7)"
     )
@@ -138,7 +150,8 @@ def test_a_record_attests_only_its_own_item(pytester: pytest.Pytester) -> None:
 
     result.assert_outcomes(passed=1)
     data = read_evidence(pytester)
-    assert covered(data) == {"10.2.1": "attested", "10.2.3": "failed", "3.2.4": "passed"}
+    # The test is none of 3.2.4's checks: it decides none of its criteria.
+    assert covered(data) == {"10.2.1": "attested", "10.2.3": "failed", "3.2.4": "skipped"}
     assert items_by_id(data)["10.2.3"]["message"] == (
         "attestation item passed without an attestation record"
     )

@@ -58,6 +58,7 @@ def test_passing_test() -> None:
         "attachments": [],
         "attestations": [],
         "intrusive": False,
+        "decided": True,
     }
 
 
@@ -113,6 +114,29 @@ def test_attestation_item_needs_a_record() -> None:
     assert attested.status_for(catalog.get("10.2.2")) == "failed"
 
 
+OBSERVED = [{"name": "replicas", "observed": 3, "expected": 3, "passed": True}]
+CHECKS_3_2_4 = [
+    "suites/test_03.py::test_deployment_replicas_available[backend]",
+    "suites/test_03.py::test_deployment_replicas_available[frontend]",
+    "suites/test_03.py::test_deployment_replicas_available[worker]",
+    "suites/test_03.py::test_deployment_pods_running_and_ready[backend]",
+]
+
+
+def checks_of_3_2_4(*, last: str = "passed") -> list[Record]:
+    """3.2.4's catalog checks, passing (the last one with outcome ``last``)."""
+    records = [Record(n, ["3.2.4"], "passed", observations=OBSERVED) for n in CHECKS_3_2_4]
+    records[-1].outcome = last
+    return records
+
+
+def test_passed_test_without_a_verdict_decides_nothing() -> None:
+    assert Record(NODEID, ["3.2.4"], observations=OBSERVED).decided
+    informational = [{"name": "scheme", "observed": "internal", "passed": None}]
+    assert not Record(NODEID, ["3.2.4"], observations=informational).decided
+    assert Record(NODEID, ["10.2.1"], attestations=[{"item": "10.2.1"}]).decided
+
+
 def test_item_status_is_the_worst() -> None:
     item = load_catalog().get("3.2.4")
 
@@ -120,22 +144,24 @@ def test_item_status_is_the_worst() -> None:
         return Record(NODEID, ["3.2.4"], outcome)
 
     assert item_status(item, []) == "not_covered"
-    assert item_status(item, [with_outcome("passed"), with_outcome("skipped")]) == "skipped"
-    assert item_status(item, [with_outcome("skipped"), with_outcome("failed")]) == "failed"
+    assert item_status(item, checks_of_3_2_4()) == "passed"
+    assert item_status(item, checks_of_3_2_4(last="skipped")) == "skipped"
+    assert item_status(item, [*checks_of_3_2_4(), with_outcome("failed")]) == "failed"
     assert item_status(item, [with_outcome("failed"), with_outcome("error")]) == "error"
-    assert item_status(item, [with_outcome("passed"), with_outcome("passed")]) == "passed"
+    # A test the catalog does not name can fail the item, never pass a criterion.
+    assert item_status(item, [with_outcome("passed"), with_outcome("passed")]) == "skipped"
 
 
 def test_build_items_and_sections() -> None:
     catalog = load_catalog()
     tests = {
-        "a": Record("a", ["3.2.4", "3.2.5"], "passed"),
+        **{r.nodeid: r for r in checks_of_3_2_4()},
         "b": Record("b", ["3.2.5"], "failed", message="NodePort"),
         "c": Record("c", ["99.9.9"], "failed"),  # unknown IDs never reach here; ignored
     }
     items = {i["id"]: i for i in build_items(catalog, tests)}
     assert len(items) == 92
-    assert (items["3.2.4"]["status"], items["3.2.4"]["tests"]) == ("passed", ["a"])
+    assert (items["3.2.4"]["status"], items["3.2.4"]["tests"]) == ("passed", CHECKS_3_2_4)
     assert (items["3.2.5"]["status"], items["3.2.5"]["message"]) == ("failed", "NodePort")
     assert items["3.2.6"]["message"] == "no test covers this item in this run"
     sections = {row["section"]: row for row in section_table(list(items.values()))}

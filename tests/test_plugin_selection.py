@@ -104,14 +104,10 @@ def test_no_selection_runs_everything(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--vcci-report-dir", "out")
 
     assert result.parseoutcomes() == {"passed": len(ALL)}
-    assert covered(read_evidence(pytester, "out")) == {
-        "1.1.1": "passed",
-        "2.1.3": "passed",
-        "3.2.4": "passed",
-        "3.2.7": "passed",
-        "5.1.1": "passed",
-        "6.1.1": "passed",
-    }
+    # Every item is covered; these tests are not the catalog's checks, so each is undecided.
+    assert covered(read_evidence(pytester, "out")) == dict.fromkeys(
+        ("1.1.1", "2.1.3", "3.2.4", "3.2.7", "5.1.1", "6.1.1"), "skipped"
+    )
 
 
 @pytest.mark.parametrize(

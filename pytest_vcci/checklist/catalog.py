@@ -23,6 +23,8 @@ __all__ = [
     "Automation",
     "Catalog",
     "CatalogError",
+    "CheckRef",
+    "Criterion",
     "Item",
     "Section",
     "Severity",
@@ -104,6 +106,91 @@ def _id_key(item_id: str) -> tuple[int, ...]:
     return tuple(int(part) for part in item_id.split("."))
 
 
+# A check names a suite test function ("test_x", "TestClass::test_x"), optionally one of its
+# parametrized instances ("test_x[backend]").
+_CHECK = re.compile(r"^(?P<function>(?:Test\w+::)?test\w*)(?:\[(?P<param>.+)\])?$")
+
+
+@dataclass(frozen=True)
+class CheckRef:
+    """One named check: a test function of the suites, or one parametrized instance of it."""
+
+    function: str  # "test_x" or "TestClass::test_x"
+    param: str | None = None  # "backend" in "test_x[backend]"; None: every instance
+
+    def __str__(self) -> str:
+        return self.function if self.param is None else f"{self.function}[{self.param}]"
+
+    def matches(self, function: str, param: str | None) -> bool:
+        """True for a test of this function (and of this instance, when one is named)."""
+        return function == self.function and (self.param is None or param == self.param)
+
+    @classmethod
+    def parse(cls, text: str) -> CheckRef:
+        text = text.strip()
+        match = _CHECK.fullmatch(text)
+        if match is None:
+            raise ValueError(
+                f"check {text!r} is not a test function name like test_x or test_x[param]"
+            )
+        return cls(match["function"], match["param"])
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One criterion of an item and how it is decided.
+
+    Exactly one of:
+    - ``checks``: every entry must run to a pass; an entry is one check or alternatives
+      (``"test_a | test_b"``: either decides it). No entry at all: undecided (no check yet).
+    - ``attestation``: what the item's attestation record must say; ``checks`` names the test
+      calling ``attest(ID)`` and any check that must not fail beside it.
+    - ``not_automatable``: why no read-only check can decide it; reported, never blocking.
+    """
+
+    text: str
+    checks: tuple[tuple[CheckRef, ...], ...] = ()
+    attestation: str | None = None
+    not_automatable: str | None = None
+    from_title: bool = False  # a requirement the item's title states, e.g. "PostgreSQL 15+"
+    note: str = ""
+
+    @property
+    def decided_by(self) -> str:
+        """``checks``, ``attestation``, ``not_automatable``, or ``none`` (no check yet)."""
+        if self.not_automatable is not None:
+            return "not_automatable"
+        if self.attestation is not None:
+            return "attestation"
+        return "checks" if self.checks else "none"
+
+    @property
+    def check_names(self) -> list[str]:
+        """The entries as written in the catalog: ``["test_a", "test_b | test_c"]``."""
+        return [" | ".join(str(ref) for ref in entry) for entry in self.checks]
+
+    @property
+    def functions(self) -> set[str]:
+        """Every test function this criterion names."""
+        return {ref.function for entry in self.checks for ref in entry}
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "text": self.text,
+            "decided_by": self.decided_by,
+            "checks": self.check_names,
+        }
+        if self.attestation is not None:
+            data["attestation"] = self.attestation
+        if self.not_automatable is not None:
+            data["not_automatable"] = self.not_automatable
+        if self.from_title:
+            data["from_title"] = True
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
 @dataclass(frozen=True)
 class Item:
     """One numbered checklist item, e.g. ``3.2.7 Horizontal Pod Autoscaling (HPA) configured``."""
@@ -121,12 +208,17 @@ class Item:
     thresholds: Mapping[str, ThresholdValue] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
+    #: How each criterion is decided, in catalog order (title requirements included); an
+    #: item built without them has every seed criterion undecided (no check yet).
+    criterion_specs: tuple[Criterion, ...] = ()
 
     def __post_init__(self) -> None:
         # Copy into a read-only view so no caller can change a shared catalog's defaults.
         frozen = {key: _freeze(value) for key, value in self.thresholds.items()}
         object.__setattr__(self, "thresholds", MappingProxyType(frozen))
         object.__setattr__(self, "criteria", tuple(self.criteria))
+        specs = tuple(self.criterion_specs) or tuple(Criterion(text) for text in self.criteria)
+        object.__setattr__(self, "criterion_specs", specs)
 
     @property
     def sort_key(self) -> tuple[int, ...]:
@@ -150,6 +242,7 @@ class Item:
                 key: list(value) if isinstance(value, tuple) else value
                 for key, value in self.thresholds.items()
             },
+            "decided_by": [criterion.to_dict() for criterion in self.criterion_specs],
         }
 
 
@@ -333,13 +426,14 @@ def _parse_item(raw: Mapping[str, Any], where: str, sections: Mapping[int, str])
             f"{where}: section_name {raw['section_name']!r} != section {section} "
             f"name {sections[section]!r}"
         )
-    criteria = raw.get("criteria")
-    if (
-        not isinstance(criteria, list)
-        or not criteria
-        or not all(isinstance(c, str) and c.strip() for c in criteria)
-    ):
-        raise CatalogError(f"{where}: 'criteria' must be a non-empty list of non-empty strings")
+    if "criteria" in raw:
+        raise CatalogError(
+            f"{where}: 'criteria' is replaced by [[item.criterion]] tables "
+            "(text, and checks, attestation or not_automatable)"
+        )
+    automation = _enum(Automation, raw.get("automation"), "automation", where)
+    specs = _parse_criteria(raw.get("criterion"), where)
+    _check_automation(specs, automation, where)
     return Item(
         id=item_id,
         section=section,
@@ -347,12 +441,107 @@ def _parse_item(raw: Mapping[str, Any], where: str, sections: Mapping[int, str])
         subsection=raw["subsection"],
         subsection_name=raw["subsection_name"],
         title=raw["title"],
-        criteria=tuple(criteria),
+        criteria=tuple(c.text for c in specs if not c.from_title),
         severity=_enum(Severity, raw.get("severity"), "severity", where),
-        automation=_enum(Automation, raw.get("automation"), "automation", where),
+        automation=automation,
         rationale=raw["rationale"],
         thresholds=_parse_thresholds(raw.get("thresholds", {}), where),
+        criterion_specs=specs,
     )
+
+
+_CRITERION_KEYS = {"text", "checks", "attestation", "not_automatable", "from_title", "note"}
+
+
+def _parse_criteria(raw: Any, where: str) -> tuple[Criterion, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise CatalogError(f"{where}: needs [[item.criterion]] tables, one per criterion")
+    specs: list[Criterion] = []
+    for number, table in enumerate(raw, start=1):
+        at = f"{where}: criterion #{number}"
+        if not isinstance(table, dict):
+            raise CatalogError(f"{at}: must be a table")
+        unknown = sorted(set(table) - _CRITERION_KEYS)
+        if unknown:
+            expected = ", ".join(sorted(_CRITERION_KEYS))
+            raise CatalogError(f"{at}: unknown key {unknown[0]!r} (expected one of: {expected})")
+        text = table.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise CatalogError(f"{at}: 'text' must be a non-empty string")
+        at = f"{at} ({text!r})"
+        specs.append(_parse_criterion(table, text, at))
+    texts = [c.text for c in specs]
+    duplicate = next((t for t in texts if texts.count(t) > 1), None)
+    if duplicate is not None:
+        raise CatalogError(f"{where}: criterion {duplicate!r} is listed twice")
+    if all(c.from_title for c in specs):
+        raise CatalogError(f"{where}: needs at least one criterion of the checklist")
+    return tuple(specs)
+
+
+def _parse_criterion(table: Mapping[str, Any], text: str, at: str) -> Criterion:
+    for key in ("attestation", "not_automatable", "note"):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise CatalogError(f"{at}: {key!r} must be a non-empty string")
+    if not isinstance(table.get("from_title", False), bool):
+        raise CatalogError(f"{at}: 'from_title' must be true or false")
+    attestation, not_automatable = table.get("attestation"), table.get("not_automatable")
+    if attestation is not None and not_automatable is not None:
+        raise CatalogError(f"{at}: give 'attestation' or 'not_automatable', not both")
+    if not_automatable is not None:
+        if "checks" in table:
+            raise CatalogError(f"{at}: a not_automatable criterion names no checks")
+        checks: tuple[tuple[CheckRef, ...], ...] = ()
+    else:
+        if "checks" not in table:
+            raise CatalogError(
+                f"{at}: say how it is decided: checks = [...] (empty: no check yet), "
+                'attestation = "..." or not_automatable = "..."'
+            )
+        checks = _parse_checks(table["checks"], at)
+        if attestation is not None and not checks:
+            raise CatalogError(
+                f"{at}: an attestation criterion names the test that calls attest(ID) in checks"
+            )
+    return Criterion(
+        text=text,
+        checks=checks,
+        attestation=attestation,
+        not_automatable=not_automatable,
+        from_title=bool(table.get("from_title", False)),
+        note=str(table.get("note") or ""),
+    )
+
+
+def _parse_checks(raw: Any, at: str) -> tuple[tuple[CheckRef, ...], ...]:
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise CatalogError(f"{at}: 'checks' must be a list of test names")
+    entries = []
+    for entry in raw:
+        try:
+            entries.append(tuple(CheckRef.parse(part) for part in entry.split("|")))
+        except ValueError as exc:
+            raise CatalogError(f"{at}: {exc}") from None
+    return tuple(entries)
+
+
+def _check_automation(specs: tuple[Criterion, ...], automation: Automation, where: str) -> None:
+    """An item's automation kind and its criteria say the same thing."""
+    attested = [c for c in specs if c.attestation is not None]
+    if automation is Automation.AUTOMATED and attested:
+        raise CatalogError(
+            f"{where}: an automated item has no attestation criterion "
+            f"({attested[0].text!r}); make the item hybrid"
+        )
+    if automation is Automation.HYBRID and not attested:
+        raise CatalogError(f"{where}: a hybrid item needs at least one attestation criterion")
+    if automation is Automation.ATTESTATION:
+        other = [c for c in specs if c.attestation is None and c.not_automatable is None]
+        if other:
+            raise CatalogError(
+                f"{where}: every criterion of an attestation item is attested ({other[0].text!r})"
+            )
 
 
 def _enum(kind: type[_E], value: Any, key: str, where: str) -> _E:

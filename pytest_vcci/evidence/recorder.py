@@ -9,11 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 from pytest_vcci.evidence.redaction import Redactor
 
 MAX_ATTACHMENT_BYTES = 64 * 1024
+#: How the reason of a test that found nothing to judge starts (the report model strips it).
+UNDECIDED = "undecided: "
 
 
 def utc_now() -> str:
@@ -58,8 +62,9 @@ def _show(value: Any) -> str:
 class Evidence:
     """Per-test recorder. ``check`` records and defers a failure to the end of the test."""
 
-    def __init__(self, redactor: Redactor | None = None) -> None:
+    def __init__(self, redactor: Redactor | None = None, *, strict: bool = False) -> None:
         self._redact = redactor or Redactor()
+        self.strict = strict  # --vcci-strict: undecided is a failure
         self.observations: list[Observation] = []
         self.attachments: list[dict[str, Any]] = []
         self.attestations: list[dict[str, Any]] = []
@@ -100,6 +105,21 @@ class Evidence:
         """Record that ``what`` could not be read, and why: a failed observation, since a
         criterion nobody could observe is not met (``cannot read: the role lacks ...``)."""
         return self.record(what, f"cannot read: {why}", expected, False, where)
+
+    def undecided(self, reason: str, where: str = "") -> NoReturn:
+        """Nothing to judge (no nodes, no workloads, no probe result, an unknown file type):
+        end the test as skipped with a reason starting "undecided:", never as passed.
+
+        Criteria that already failed still fail the test; under --vcci-strict an undecided
+        test fails. The item then names the criterion and this reason.
+        """
+        self.record("undecided", reason, where=where)
+        if self.failures():
+            pytest.fail(self.failure_message(), pytrace=False)
+        text = self._redact(f"{where}: {reason}" if where else reason)
+        if self.strict:
+            pytest.fail(f"{UNDECIDED}{text} (--vcci-strict makes this a failure)", pytrace=False)
+        pytest.skip(f"{UNDECIDED}{text}")
 
     def attach(self, name: str, content: str | dict[str, Any] | list[Any]) -> None:
         """Attach a small artefact (text or JSON), redacted and capped at 64 KiB."""
