@@ -392,6 +392,9 @@ def test_cli_table_lists_every_item_under_its_section(capsys):
     assert first.index("Kubernetes") == last.index("Production") == lines[0].index("TITLE")
     assert "92 items: 26 critical, 43 high, 17 medium, 6 low" in out
     assert "claims 67" in out
+    line = next(x for x in lines if x.startswith("365 criteria (3 stated by a title): "))
+    pending = sum(c.decided_by == "none" for i in load_catalog() for c in i.criterion_specs)
+    assert f", {pending} with no check yet (undecided by design" in line
 
 
 def test_cli_json_is_a_list_of_item_dicts(capsys):

@@ -131,4 +131,11 @@ def _summary(catalog: Catalog, items: Sequence[Item]) -> str:
     text = f"{len(items)} items: {by_severity}; {by_kind}."
     if len(items) == len(catalog) and catalog.claimed_items != len(catalog):
         text += f" (The checklist header claims {catalog.claimed_items} items.)"
+    ways = Counter(c.decided_by for i in items for c in i.criterion_specs)
+    titles = sum(c.from_title for i in items for c in i.criterion_specs)
+    text += (
+        f"\n{sum(ways.values())} criteria ({titles} stated by a title): {ways['checks']} decided by checks, "
+        f"{ways['attestation']} by attestation, {ways['not_automatable']} not automatable, "
+        f"{ways['none']} with no check yet (undecided by design; --json lists them)."
+    )
     return text

@@ -34,6 +34,11 @@ details{border-top:1px solid #eaeef2;padding:6px 0 6px 16px}details>summary{curs
 pre{white-space:pre-wrap;margin:4px 0;font-size:12px}
 .trend{margin-left:10px;white-space:nowrap}.tr{display:inline-block;width:9px;height:12px;margin-right:1px;border-radius:2px;vertical-align:middle}
 .waiver{border-left:3px solid #8250df;padding-left:6px}
+ul.criteria{list-style:none;padding-left:16px}.criterion{margin:3px 0}
+.criterion .status{min-width:110px}.how{font-size:12px;color:#57606a;margin-left:6px}
+.c-passed{background:#1f883d}.c-attested{background:#0969da}.c-failed{background:#cf222e}
+.c-error{background:#a40e26}.c-undecided{background:#bf8700}.c-not_automatable{background:#6e7781}
+.criterion.c-passed,.criterion.c-attested,.criterion.c-failed,.criterion.c-error,.criterion.c-undecided,.criterion.c-not_automatable{background:none}
 """
 
 
@@ -136,10 +141,34 @@ def _waiver(waiver: dict[str, Any], was: str) -> str:
     )
 
 
+def _criteria(item: dict[str, Any]) -> str:
+    """Each criterion with its status, how it is decided and why it stands so."""
+    results = item.get("criteria_status")
+    if results is None:  # a result model without per-criterion statuses
+        return "<ul>" + "".join(f"<li>{escape(c)}</li>" for c in item["criteria"]) + "</ul>"
+    rows = []
+    for c in results:
+        status = c["status"]
+        how = {
+            "checks": "checks: " + ", ".join(c["checks"]),
+            "attestation": "attestation record"
+            + (" and " + ", ".join(c["checks"][1:]) if c["checks"][1:] else ""),
+            "not_automatable": "not automatable",
+            "none": "no check yet",
+        }.get(c["decided_by"], c["decided_by"])
+        title = " <span class='how'>(from the title)</span>" if c.get("from_title") else ""
+        reason = f"<div class='msg'>{escape(c['reason'])}</div>" if c.get("reason") else ""
+        rows.append(
+            f"<li class='criterion c-{escape(status)}'><span class='status c-{escape(status)}'>"
+            f"{escape(status.replace('_', ' '))}</span>{escape(c['text'])}{title}"
+            f"<span class='how'>{escape(how)}</span>{reason}</li>"
+        )
+    return f"<ul class='criteria'>{''.join(rows)}</ul>"
+
+
 def _item(item: dict[str, Any], trend: str = "") -> str:
     status = item["status"]
-    criteria = "".join(f"<li>{escape(c)}</li>" for c in item["criteria"])
-    body = [f"<ul>{criteria}</ul>"]
+    body = [_criteria(item)]
     if item.get("message"):
         body.append(f"<p class='msg'>{escape(item['message'])}</p>")
     if item.get("waiver"):
