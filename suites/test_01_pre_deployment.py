@@ -59,6 +59,17 @@ def _workloads(cluster: Any, namespace: str) -> list[dict[str, Any]]:
     return [w for kind in WORKLOAD_KINDS for w in cluster.list(kind, namespace)]
 
 
+def _some_workloads(cluster: Any, namespace: str, evidence: Any) -> list[dict[str, Any]]:
+    """The namespace's workloads; undecided when there is none (a wrong or empty namespace)."""
+    found = _workloads(cluster, namespace)
+    if not found:
+        kinds = ", ".join(WORKLOAD_KINDS)
+        evidence.undecided(
+            f"no workload ({kinds}) in the namespace", where=f"namespace {namespace}"
+        )
+    return found
+
+
 def _client_error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
@@ -247,6 +258,8 @@ def test_node_labels(cluster, expect, evidence):
     """Every node carries the expected labels (zone, instance type, node pool)."""
     wanted = expect("kubernetes", "node_labels")
     nodes = cluster.list("nodes")
+    if not nodes:
+        evidence.undecided("no nodes listed: no labels to judge", where="cluster")
     for label in wanted:
         missing = [_name(n) for n in nodes if label not in n["metadata"].get("labels", {})]
         evidence.check(f"nodes without label {label}", missing, [], not missing, where="cluster")
@@ -1380,7 +1393,7 @@ def test_images_from_configured_registry(cluster, namespace, expect, evidence):
     registry = expect("kubernetes", "registry").rstrip("/")
     elsewhere = [
         f"{w['kind']} {_name(w)}: {c.get('image')}"
-        for w in _workloads(cluster, namespace)
+        for w in _some_workloads(cluster, namespace, evidence)
         for c in _containers(_pod_spec(w))
         if not str(c.get("image", "")).startswith(registry + "/")
     ]
@@ -1396,10 +1409,17 @@ def test_image_pull_secrets(cluster, namespace, expect, evidence):
     # ECR pulls are authorised by the node's IAM role; every other private registry needs one.
     needs_secret = not re.search(r"\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$", registry)
     secrets = {_name(s): s for s in cluster.list("secrets", namespace)}
-    for workload in _workloads(cluster, namespace):
+    pulling = [
+        w
+        for w in _some_workloads(cluster, namespace, evidence)
+        if any(
+            str(c.get("image", "")).startswith(registry + "/") for c in _containers(_pod_spec(w))
+        )
+    ]
+    if not pulling:
+        evidence.undecided(f"no workload pulls from {registry}", where=f"namespace {namespace}")
+    for workload in pulling:
         spec = _pod_spec(workload)
-        if not any(str(c.get("image", "")).startswith(registry + "/") for c in _containers(spec)):
-            continue
         where = f"{workload['kind']} {namespace}/{_name(workload)}"
         names = [s.get("name") for s in spec.get("imagePullSecrets") or []]
         if needs_secret:
@@ -1414,6 +1434,12 @@ def test_image_pull_secrets(cluster, namespace, expect, evidence):
                 kind == "kubernetes.io/dockerconfigjson",
                 where=where,
             )
+    if not needs_secret and not evidence.observations:
+        evidence.undecided(
+            f"the workloads pull from {registry} (ECR) with the nodes' IAM role and name no "
+            "pull secret: none to judge",
+            where=f"namespace {namespace}",
+        )
 
 
 @pytest.mark.checklist("1.2.5")
@@ -1431,7 +1457,7 @@ def test_images_pinned_by_digest(cluster, namespace, evidence):
     """Every application container image is pinned by digest (image@sha256:...)."""
     floating = [
         f"{w['kind']} {_name(w)}: {c.get('image')}"
-        for w in _workloads(cluster, namespace)
+        for w in _some_workloads(cluster, namespace, evidence)
         for c in _containers(_pod_spec(w))
         if "@sha256:" not in str(c.get("image", ""))
     ]

@@ -163,6 +163,9 @@ def test_config_syntax() -> None:
     assert config_problems("settings.json", "{,}")
     assert config_problems("app.yaml", "a: 1\n") == []
     assert config_problems("x.json", "") == ["empty"]
+    # A file type no parser here knows is not validated: None, never "no problems".
+    assert config_problems("startup.sh", "#!/bin/sh\nexec app\n") is None
+    assert config_problems("fluent-bit.conf", "[INPUT]\n    Name tail\n") is None
     sections = fluent_bit_sections(
         "[INPUT]\n    Name tail\n    Tag  kube.*\n[OUTPUT]\n    Name  es\n    Match kube.*\n"
     )

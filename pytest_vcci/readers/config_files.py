@@ -2,7 +2,8 @@
 YAML, JSON, TOML, nginx.conf and fluent-bit's classic format.
 
 ``config_problems(key, text)`` is what 3.2.2 uses: it picks the format from the key's file name
-and returns what a parser would refuse (an empty list when the text is valid).
+and returns what a parser would refuse (an empty list when the text is valid, None when the
+format is not one it knows: that entry was not validated).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import json
 import tomllib
 
 
-def config_problems(key: str, text: str) -> list[str]:
-    """Syntax problems of a ConfigMap entry, by its file name; [] when it parses."""
+def config_problems(key: str, text: str) -> list[str] | None:
+    """Syntax problems of a ConfigMap entry, by its file name; [] when it parses, None when
+    its file type is none of the known formats (it is then not validated, never "valid")."""
     lower = key.lower()
     if not text.strip():
         return ["empty"]
@@ -28,7 +30,7 @@ def config_problems(key: str, text: str) -> list[str]:
         return []
     if "nginx" in lower or (lower.endswith(".conf") and "{" in text and ";" in text):
         return nginx_problems(text)
-    return []
+    return None
 
 
 def _yaml_problems(text: str) -> list[str]:

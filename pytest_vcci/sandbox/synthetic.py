@@ -21,7 +21,7 @@ and rules from the live Prometheus, the same way they would in a real environmen
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,20 @@ def probe_jobs(blackbox: str, probes: Mapping[str, Any]) -> list[dict[str, Any]]
         job(UPTIME_JOB, UPTIME_INTERVAL, "http_2xx", list(probes["uptime"])),
         job(WORKFLOW_JOB, WORKFLOW_INTERVAL, "vcci_workflow", list(probes["workflow"])),
     ]
+
+
+def probe_history(jobs: Sequence[Mapping[str, Any]], now: float) -> list[Any]:
+    """The probes' last hour as history families for the backfill: one successful probe_success
+    sample per interval and target, labelled as the scrape labels it (job, instance, ...)."""
+    series = []
+    for job in jobs:
+        step = {"1m": 60, "15m": 900}[job["scrape_interval"]]
+        for config in job["static_configs"]:
+            for target in config["targets"]:
+                labels = {"job": job["job_name"], "instance": target, **config.get("labels", {})}
+                points = [(now - k * step, 1) for k in range(3600 // step, 0, -1)]
+                series.append(("probe_success", labels, points))
+    return [("probe_success", "gauge", series)] if series else []
 
 
 def probe_rules() -> dict[str, Any]:
@@ -179,6 +193,7 @@ __all__ = [
     "WORKFLOW_JOB",
     "BlackboxComponent",
     "blackbox_config",
+    "probe_history",
     "probe_jobs",
     "probe_rules",
     "probe_targets_for",
