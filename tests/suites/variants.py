@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,15 +127,28 @@ def messages(item: dict[str, Any]) -> str:
     return "\n".join(t.get("message") or "" for t in item["tests"])
 
 
-def assert_only(broken: dict[str, Any], good: dict[str, Any], item_id: str, *names: str) -> None:
-    """``item_id`` newly failed, naming ``names``; every other item as in the good run."""
+def assert_fails(
+    broken: dict[str, Any], good: dict[str, Any], defects: Mapping[str, Sequence[str]]
+) -> None:
+    """Several independent defects in ONE broken run: exactly the items of ``defects`` newly
+    failed, each naming its strings (``{"3.2.4": ["backend"], "3.2.9": ["worker"]}``); every
+    other item as in the good run. A variant costs a sandbox and a suite run: break many things
+    at once, one per item, and name each one's observation here.
+
+    scripts/variants_table.py counts each key as a failing variant of that item."""
     changed = {
         k: (good[k]["status"], v["status"])
         for k, v in broken.items()
         if v["status"] != good[k]["status"]
     }
-    assert set(changed) == {item_id}, changed
-    assert broken[item_id]["status"] == "failed"
-    text = messages(broken[item_id])
-    for name in names:
-        assert name in text, text
+    assert set(changed) == set(defects), changed
+    for item_id, names in defects.items():
+        assert broken[item_id]["status"] == "failed", (item_id, broken[item_id]["status"])
+        text = messages(broken[item_id])
+        for name in names:
+            assert name in text, (item_id, name, text)
+
+
+def assert_only(broken: dict[str, Any], good: dict[str, Any], item_id: str, *names: str) -> None:
+    """``item_id`` newly failed, naming ``names``; every other item as in the good run."""
+    assert_fails(broken, good, {item_id: names})
