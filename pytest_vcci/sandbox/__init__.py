@@ -8,9 +8,11 @@ file lets ``vcci sandbox down`` stop a sandbox started by another process.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import os
+import re
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +32,15 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("artifacts", "pytest_vcci.sandbox.artifacts", "ArtifactsComponent"),
     ("mail_dns", "pytest_vcci.sandbox.mail_dns", "MailDnsComponent"),
 )
-# The human facts of the sandbox (one packaged file; see its header for the maintenance it needs).
+# The human facts of the sandbox: one packaged file, its dates written as of ATTESTATIONS_AS_OF.
+# A sandbox writes a copy with every date moved to its own start day (attestations_as_of), so
+# each record is as old, and expires as far ahead, on any day the sandbox starts.
 ATTESTATIONS = Path(__file__).parent / "sandbox.attestations.toml"
+ATTESTATIONS_AS_OF = dt.date(2026, 11, 22)
+ATTESTATIONS_FILE = "attestations.toml"
+# The lines whose days move: a record's date, expiry, and the days its statement names.
+_DATED_LINE = re.compile(r"^(?:date|expires|statement) = .*$", re.M)
+_DAY = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 # Staging's shape where a component's default is smaller (its own tests use the default).
 STAGING_OPTIONS: dict[str, dict[str, Any]] = {
     # 1.1.2: the primary, two streaming read replicas and PgBouncer in front.
@@ -44,7 +53,22 @@ STATE = "state.json"
 ENV_FILE = "environment.toml"
 SECRETS_FILE = "secrets.env"
 
-__all__ = ["Sandbox", "SandboxError", "down_from_state"]
+__all__ = ["Sandbox", "SandboxError", "attestations_as_of", "down_from_state"]
+
+
+def attestations_as_of(day: dt.date) -> str:
+    """The sandbox's attestations with every record's date and expiry moved by the days from
+    ATTESTATIONS_AS_OF to ``day``: the 8.2.1 restore drill is always 6 days old, 10.2.3 always
+    expired, every other record valid for years, whatever day the sandbox starts."""
+    shift = day - ATTESTATIONS_AS_OF
+
+    def moved_day(match: re.Match[str]) -> str:
+        return str(dt.date.fromisoformat(match[0]) + shift)
+
+    def moved_line(match: re.Match[str]) -> str:
+        return _DAY.sub(moved_day, match[0])
+
+    return _DATED_LINE.sub(moved_line, ATTESTATIONS.read_text(encoding="utf-8"))
 
 
 class Sandbox:
@@ -62,6 +86,7 @@ class Sandbox:
         self.options = options or {}
         self.components: list[Component] = []
         self.timings: dict[str, float] = {}
+        self.started_on = dt.datetime.now(dt.UTC).date()  # the day its dates are relative to
 
     def _make(self, name: str, module: str, cls: str, **extra: Any) -> Component:
         factory = getattr(importlib.import_module(module), cls)
@@ -126,7 +151,7 @@ class Sandbox:
             "environment": {
                 "name": "sandbox",
                 "description": "pytest-vcci embedded local staging (real servers on 127.0.0.1)",
-                "attestations": str(ATTESTATIONS),
+                "attestations": str(self.workdir / ATTESTATIONS_FILE),
             }
         }
         expect: dict[str, Any] = {}
@@ -160,6 +185,7 @@ class Sandbox:
     def _write_files(self) -> Path:
         import tomli_w
 
+        (self.workdir / ATTESTATIONS_FILE).write_text(attestations_as_of(self.started_on))
         env_file = self.workdir / ENV_FILE
         header = "# Written by `vcci sandbox up`; secrets are ${VAR}s, see secrets.env\n"
         env_file.write_text(header + tomli_w.dumps(self.env_tables()))

@@ -1,70 +1,77 @@
-"""The sandbox's attestations file: one valid record per human fact, and its two deliberate dates.
-
-This is where the demo's dates are watched: the records must outlive the demo by years, 10.2.3
-must stay expired (a finding the demo shows), and the 8.2.1 restore drill must be at most 90
-days old for the 8.2.1 suite. When that drill ages out, the test below says what to change.
-"""
+"""The sandbox's attestations: one valid record per human fact, and its two deliberate dates,
+all relative to the day the sandbox starts (nothing ages out: no date needs refreshing)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from pytest_vcci.attestations import load_attestations
 from pytest_vcci.checklist import Automation, load_catalog
-from pytest_vcci.sandbox import ATTESTATIONS
+from pytest_vcci.sandbox import ATTESTATIONS, ATTESTATIONS_AS_OF, attestations_as_of
 
 TODAY = dt.datetime.now(dt.UTC).date()
+# Today, and days the sandbox may start on long after the file was written.
+START_DAYS = [TODAY, dt.date(2027, 2, 15), dt.date(2031, 12, 1), dt.date(2040, 6, 30)]
 DELIBERATELY_EXPIRED = {"10.2.3"}
 RESTORE_DRILL_MAX_AGE_DAYS = 90  # the 8.2.1 suite's rule on the drill's date
 
 
-@pytest.fixture(scope="module")
-def records():
-    catalog = load_catalog()
-    return load_attestations(ATTESTATIONS, set(catalog.ids))
+def records_on(start: dt.date, directory: Path):
+    path = directory / f"attestations-{start}.toml"
+    path.write_text(attestations_as_of(start))
+    return load_attestations(path, set(load_catalog().ids))
 
 
 def human_items() -> list[str]:
     return [i.id for i in load_catalog().items if i.automation is not Automation.AUTOMATED]
 
 
-def test_every_attestation_and_hybrid_item_has_a_record(records):
-    recorded = {r.item for r in records.records}
+def test_every_attestation_and_hybrid_item_has_a_record(tmp_path):
+    recorded = {r.item for r in records_on(TODAY, tmp_path).records}
     assert [i for i in human_items() if i not in recorded] == []
 
 
-@pytest.mark.parametrize("item_id", sorted(set(human_items()) - DELIBERATELY_EXPIRED))
-def test_record_is_valid_and_outlives_the_demo(records, item_id):
-    verdict = records.check(item_id, today=TODAY)
-    assert verdict.valid, verdict.problem
-    assert verdict.record is not None
-    assert verdict.record.expires >= TODAY + dt.timedelta(days=365), (
-        f"{ATTESTATIONS}: the {item_id} record expires on {verdict.record.expires}: "
-        "move its expiry years ahead so the demo keeps its shape"
+@pytest.mark.parametrize("start", START_DAYS, ids=str)
+def test_records_are_valid_for_years_on_any_start_day(tmp_path, start):
+    records = records_on(start, tmp_path)
+    for item_id in sorted(set(human_items()) - DELIBERATELY_EXPIRED):
+        verdict = records.check(item_id, today=start)
+        assert verdict.valid, verdict.problem
+        assert verdict.record is not None
+        assert verdict.record.expires >= start + dt.timedelta(days=365 * 4), item_id
+
+
+@pytest.mark.parametrize("start", START_DAYS, ids=str)
+def test_customer_success_training_is_expired_on_any_start_day(tmp_path, start):
+    expired_on = start - dt.timedelta(days=68)
+    verdict = records_on(start, tmp_path).check("10.2.3", today=start)
+    assert verdict.problem == (
+        f"attestation for 10.2.3 expired on {expired_on} (Sofia Marin, ref CS-0219)"
     )
 
 
-def test_customer_success_training_stays_expired(records):
-    verdict = records.check("10.2.3", today=TODAY)
-    assert (
-        verdict.problem == "attestation for 10.2.3 expired on 2026-09-15 (Sofia Marin, ref CS-0219)"
-    )
-
-
-def test_restore_drill_is_recent_enough_for_8_2_1(records):
-    drill = records.check("8.2.1", today=TODAY).record
+@pytest.mark.parametrize("start", START_DAYS, ids=str)
+def test_restore_drill_is_six_days_old_on_any_start_day(tmp_path, start):
+    drill = records_on(start, tmp_path).check("8.2.1", today=start).record
     assert drill is not None
-    age = (TODAY - drill.date).days
-    assert age <= RESTORE_DRILL_MAX_AGE_DAYS, (
-        f"{ATTESTATIONS}: the 8.2.1 restore drill of {drill.date} is {age} days old, more than "
-        f"{RESTORE_DRILL_MAX_AGE_DAYS}: set its date (and reference) to a recent day, or the "
-        "sandbox's 8.2.1 check fails"
-    )
+    assert (start - drill.date).days == 6 <= RESTORE_DRILL_MAX_AGE_DAYS
+    # The days its statement names move with it.
+    assert f"Point-in-time recovery to {drill.date} 09:30:00 UTC tested" in drill.statement
 
 
-def test_signoff_by_cto_and_vp_engineering(records):
+def test_the_packaged_file_is_written_as_of_its_anchor_day():
+    # On the anchor day the copy is the packaged file itself: nothing else changes it.
+    assert attestations_as_of(ATTESTATIONS_AS_OF) == ATTESTATIONS.read_text(encoding="utf-8")
+    dates = [r["date"] for r in tomllib.loads(ATTESTATIONS.read_text())["attestation"]]
+    assert max(dates) <= ATTESTATIONS_AS_OF
+
+
+def test_signoff_by_cto_and_vp_engineering(tmp_path):
     roles = load_catalog().get("12.2.2").thresholds["signoff_roles"]
-    signed = {r.role for r in records.records if r.item == "12.2.2" and r.expires >= TODAY}
+    records = records_on(TODAY, tmp_path).records
+    signed = {r.role for r in records if r.item == "12.2.2" and r.expires >= TODAY}
     assert set(roles) <= signed

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from variants import messages, run_pytester, sandbox_up
 
-from pytest_vcci.sandbox import ATTESTATIONS
 from pytest_vcci.sandbox.artifacts import write_zap_report
 from pytest_vcci.sandbox.monitoring import AlertmanagerComponent
 
@@ -98,7 +97,11 @@ def test_good_documentation(pytester: pytest.Pytester, good_env: Env) -> None:
         "10.2.3": "failed",  # deliberate: the customer-success training attestation expired
         "10.2.4": "skipped",  # Grafana is not part of the sandbox
     }
-    assert "attestation for 10.2.3 expired on 2026-09-15" in messages(items["10.2.3"])
+    # The sandbox's copy of its attestations is dated relative to its start: 68 days ago.
+    records = Path(good_env.tables["environment"]["attestations"]).read_text()
+    expired_on = re.search(r'item = "10\.2\.3".*?expires = (\S+)', records, re.S)
+    assert expired_on is not None
+    assert f"attestation for 10.2.3 expired on {expired_on.group(1)}" in messages(items["10.2.3"])
     assert "[grafana] is not configured" in messages(items["10.2.4"])
 
 
@@ -131,7 +134,7 @@ def test_good_post_deployment(pytester: pytest.Pytester, good_env: Env) -> None:
 
 
 def test_expired_training_attestation(pytester: pytest.Pytester, good_env: Env) -> None:
-    text = ATTESTATIONS.read_text()
+    text = Path(good_env.tables["environment"]["attestations"]).read_text()
     record = re.search(r'item = "10\.2\.1".*?expires = (\S+)', text, re.S)
     assert record is not None
     expired = text[: record.start(1)] + "2026-11-10" + text[record.end(1) :]
