@@ -458,6 +458,7 @@ def test_cli_tests_lists_an_items_tests_with_file_and_line(capsys):
     where = re.search(r"(suites/test_03_application\.py):(\d+)\s+(test_\w+)", out)
     assert where, out
     path, line, name = where.group(1), int(where.group(2)), where.group(3)
+    assert "      decides: Backend: requests (500m CPU, 1Gi RAM), limits (2 CPU, 4Gi RAM); " in out
     source = Path(__file__).resolve().parents[1] / path
     assert f"def {name}(" in source.read_text().splitlines()[line - 1]
 

@@ -132,10 +132,15 @@ def _env() -> dict[str, str]:
 
 
 def test_every_fixture_works_against_the_sandbox(sandbox_run: dict) -> None:
+    # The probe tests are none of the catalog's checks: their outcomes, not the items', matter.
+    outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in sandbox_run["evidence"]["tests"]}
+    assert {outcomes[f"test_cluster[{n}]"] for n in range(6)} == {"passed"}
+    assert outcomes["test_db"] == outcomes["test_cache"] == outcomes["test_monitoring"] == "passed"
+    assert (
+        outcomes["test_cloud"] == outcomes["test_api"] == "failed"
+    )  # the deliberate leak attempts
     statuses = {i["id"]: i["status"] for i in sandbox_run["evidence"]["items"]}
-    assert statuses["1.1.1"] == statuses["1.1.2"] == statuses["1.1.3"] == "passed"
-    assert statuses["5.1.1"] == "passed"
-    assert statuses["1.1.4"] == statuses["4.1.5"] == "failed"  # the deliberate leak attempts
+    assert statuses["1.1.4"] == statuses["4.1.5"] == "failed"
     targets = sandbox_run["evidence"]["run"]["targets"]
     assert targets
     assert all(t["reachable"] for t in targets.values()), targets

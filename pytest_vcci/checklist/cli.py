@@ -83,9 +83,19 @@ def _print_tests(catalog: Catalog, item_id: str, dirs: list[str] | None, as_json
         return EXIT_USAGE
     found = item_tests(item.id, directories)
     base = Path.cwd()
+
+    def decides(name: str) -> list[str]:
+        return [c.text for c in item.criterion_specs if name in c.functions]
+
     if as_json:
         rows = [
-            {"test": t.name, "where": t.where(base), "items": list(t.item_ids), "doc": t.doc}
+            {
+                "test": t.name,
+                "where": t.where(base),
+                "items": list(t.item_ids),
+                "doc": t.doc,
+                "decides": decides(t.name),
+            }
             for t in found
         ]
         print(json.dumps({"id": item.id, "title": item.title, "tests": rows}, indent=2))
@@ -98,6 +108,11 @@ def _print_tests(catalog: Catalog, item_id: str, dirs: list[str] | None, as_json
         )
     for test in found:
         print(f"  {test.where(base)}  {test.name}" + (f"  {test.doc}" if test.doc else ""))
+        criteria = decides(test.name)
+        print(
+            "      decides: "
+            + ("; ".join(criteria) if criteria else "no criterion (catalog.toml names it nowhere)")
+        )
     return EXIT_OK
 
 

@@ -141,7 +141,7 @@ def _message(report: pytest.TestReport) -> str:
 def item_status(item: Item, tests: Iterable[TestRecord], *, strict: bool = False) -> str:
     """The item's status from its tests (see the module docstring)."""
     tests = list(tests)
-    return _judge(item, tests, strict)[0]
+    return _judge(item, tests, judge_criteria(item, tests), strict)[0]
 
 
 def item_message(item: Item, tests: list[TestRecord], status: str) -> str:
@@ -257,7 +257,9 @@ def _skip_reason(test: TestRecord) -> str:
     return test.message.removeprefix(UNDECIDED_PREFIX) or "skipped"
 
 
-def _judge(item: Item, tests: list[TestRecord], strict: bool) -> tuple[str, str]:
+def _judge(
+    item: Item, tests: list[TestRecord], criteria: list[CriterionResult], strict: bool
+) -> tuple[str, str]:
     """(status, message) of the item; the message names the undecided criteria."""
     if not tests:
         return "not_covered", "no test covers this item in this run"
@@ -266,7 +268,6 @@ def _judge(item: Item, tests: list[TestRecord], strict: bool) -> tuple[str, str]
     if bad:
         worst = min(bad, key=STATUS_ORDER.index)
         return worst, item_message(item, tests, worst)
-    criteria = judge_criteria(item, tests)
     undecided = [c for c in criteria if c.status == "undecided"]
     if undecided:
         return ("failed" if strict else "skipped"), undecided_message(undecided, strict)
@@ -298,7 +299,8 @@ def build_items(
     items = []
     for item in catalog.items:
         mine = by_item[item.id]
-        status, message = _judge(item, mine, strict)
+        criteria = judge_criteria(item, mine)
+        status, message = _judge(item, mine, criteria, strict)
         items.append(
             {
                 "id": item.id,
@@ -312,7 +314,7 @@ def build_items(
                 "status": status,
                 "message": message,
                 "tests": [t.nodeid for t in mine],
-                "criteria_status": [c.to_dict() for c in judge_criteria(item, mine)],
+                "criteria_status": [c.to_dict() for c in criteria],
             }
         )
     return items

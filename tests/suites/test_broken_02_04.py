@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from variants import Staging, failed_tests, messages, run_subprocess, sandbox_up
+from variants import (
+    Staging,
+    failed_tests,
+    messages,
+    run_subprocess,
+    sandbox_up,
+    undecided_by_design,
+)
 from variants import assert_only as assert_only_changed
 
 from pytest_vcci.sandbox.postgres import PostgresComponent
@@ -98,7 +105,9 @@ def good_items(staging: Staging, tmp_path_factory: pytest.TempPathFactory) -> di
 
 def test_good_staging_fails_only_the_deliberate_finding(good_items: dict[str, Any]) -> None:
     statuses = {k: v["status"] for k, v in good_items.items()}
-    assert {k for k, v in statuses.items() if v != "passed"} == set(DELIBERATE), statuses
+    pending = undecided_by_design(statuses)  # a criterion with no check yet: never passes
+    assert {k for k, v in statuses.items() if v != "passed"} == {*DELIBERATE, *pending}, statuses
+    assert {statuses[k] for k in pending} == {"skipped"}
     for item_id, tests in DELIBERATE.items():
         assert failed_tests(good_items[item_id]) == tests
         assert "shared_buffers: observed 128MB" in messages(good_items[item_id])
