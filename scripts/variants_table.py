@@ -1,6 +1,6 @@
 """How many failing variants each automated and hybrid item has: tests that build a target
-violating one of the item's criteria and assert that the item fails (tests/suites/: a sandbox
-or one of its parts with a defect, the suites run against it).
+violating one of the item's criteria and assert that the item fails (tests/suites/test_broken_*.py:
+a sandbox or one of its parts with a defect, the suites run against it).
 
 Read from the tests with ``ast`` (nothing runs). In each test function, an item counts when
 the test asserts that it fails through the broken-variant harness or a helper like it:
@@ -121,10 +121,10 @@ def _failing(function: ast.FunctionDef) -> Iterator[tuple[str, str]]:
 
 
 def failing_variants(tests: Path) -> dict[str, list[str]]:
-    """{item: ["file::test[case]", ...]} over every test_*.py under ``tests``."""
+    """{item: ["file::test[case]", ...]} over every test_broken_*.py under ``tests``."""
     catalog = load_catalog()
     found: dict[str, list[str]] = {}
-    for path in sorted(tests.rglob("test_*.py")):
+    for path in sorted(tests.rglob("test_broken_*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in tree.body:
             if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test")):
