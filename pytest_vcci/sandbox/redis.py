@@ -274,6 +274,12 @@ class RedisComponent(Component):
                 replication = client.info("replication")
                 if replication["role"] == "slave" and replication["master_link_status"] != "up":
                     return False
+                # What the checks read: every node "online" in CLUSTER SHARDS as this node sees
+                # it (a replica shows "loading" until its sync has gossiped round).
+                if _shard_health(client.execute_command("CLUSTER", "SHARDS")) != ["online"] * len(
+                    self.cluster_ports
+                ):
+                    return False
         return True
 
     def _seed_cluster(self) -> None:
@@ -296,3 +302,22 @@ class RedisComponent(Component):
                 client.set(f"session:{uuid.uuid4()}", "{}", ex=SESSION_TTL_MAX)
         finally:
             client.close()
+
+
+def _shard_health(shards: Any) -> list[str]:
+    """The health of every node in a CLUSTER SHARDS answer (RESP2 flat pairs or RESP3 maps)."""
+
+    def pairs(value: Any) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return {_text(k): v for k, v in value.items()}
+        return {_text(value[i]): value[i + 1] for i in range(0, len(value) - 1, 2)}
+
+    return [
+        _text(pairs(node).get("health"))
+        for shard in shards or []
+        for node in pairs(shard).get("nodes") or []
+    ]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
