@@ -26,6 +26,7 @@ import requests
 from pytest_vcci.sandbox.pki import new_key
 from pytest_vcci.sandbox.sample_api import SampleApiComponent
 from pytest_vcci.sandbox.sample_api import app as sample_api_app
+from pytest_vcci.sandbox.sample_api.app import XLSX as XLSX_TYPE
 from pytest_vcci.sandbox.sample_api.app import App, Request
 from pytest_vcci.sandbox.sample_api.config import ApiConfig, JwtConfig
 from pytest_vcci.targets import tls as tls_target
@@ -521,6 +522,76 @@ def test_malformed_json_is_a_generic_400(client: Client, admin: dict[str, str]) 
     assert response.json()["message"] == "Request body is not valid JSON"
 
 
+def deep_json(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+# Invalid input of every kind: the client's mistake, answered 4xx, never a server error (5xx
+# answers are what 6.2.3 fails and what 7.1.1's error rate counts).
+INVALID_INPUT: dict[str, tuple[str, str, bytes, str]] = {
+    "non-numeric limit": ("GET", "/api/v1/audit/events?limit=not-a-number", b"", ""),
+    "negative limit": ("GET", "/api/v1/audit/events?limit=-5", b"", ""),
+    "huge limit": ("GET", "/api/v1/audit/events?limit=99999999999999999999", b"", ""),
+    "limit with a NUL": ("GET", "/api/v1/audit/events?limit=%00", b"", ""),
+    "SQL in a path segment": ("GET", "/api/v1/tenants/x'%20OR%20'1'='1/suppliers", b"", ""),
+    "dot-dot and NUL path": ("GET", "/api/v1/%2e%2e/%00", b"", ""),
+    "unknown record": ("DELETE", "/api/v1/reports/..%2f..%2fetc", b"", ""),
+    "JSON cut short": ("POST", "/api/v1/calculations", b'{"category": 1, ', "application/json"),
+    "JSON NaN": (
+        "POST",
+        "/api/v1/calculations",
+        b'{"category":1,"spend_usd":NaN}',
+        "application/json",
+    ),
+    "JSON Infinity": (
+        "POST",
+        "/api/v1/suppliers",
+        b'{"name":"x","spend_usd":Infinity}',
+        "application/json",
+    ),
+    "JSON nested 100,000 deep": ("POST", "/api/v1/reports", deep_json(100_000), "application/json"),
+    "not UTF-8": ("POST", "/api/v1/suppliers", b"\xff\xfe{", "application/json"),
+    "JSON array for an object": ("POST", "/api/v1/reports", b"[1, 2]", "application/json"),
+    "CSV of binary": ("POST", "/api/v1/ingestions", bytes(range(256)), "text/csv"),
+    "a zip that is no workbook": ("POST", "/api/v1/ingestions", b"PK\x03\x04broken", XLSX_TYPE),
+    "form of garbage": (
+        "POST",
+        "/api/v1/auth/token",
+        b"%%%=&&==",
+        "application/x-www-form-urlencoded",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID_INPUT))
+def test_invalid_input_is_answered_4xx_never_5xx(
+    client: Client, admin: dict[str, str], case: str
+) -> None:
+    method, path, body, content_type = INVALID_INPUT[case]
+    headers = {**admin, **({"Content-Type": content_type} if content_type else {})}
+    response = client(method, path, data=body, headers=headers)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert not LEAKS.search(response.text), response.text
+
+
+def test_invalid_limit_names_the_parameter(client: Client, admin: dict[str, str]) -> None:
+    response = client.get("/api/v1/audit/events?limit=not-a-number", headers=admin)
+    assert_safe_error(response, 400, "bad_request")
+    assert response.json()["message"] == (
+        "Query parameter limit must be a whole number from 1 to 500"
+    )
+    assert client.get("/api/v1/audit/events?limit=2", headers=admin).status_code == 200
+
+
+def test_without_input_validation_a_bad_limit_is_a_500() -> None:
+    # The broken variant 6.2.3 must catch: the same request escapes as an unhandled error.
+    app = in_process(validates_input=False)
+    token = app.tokens.issue("qa@x", "vcci-test", "Admin")
+    response = call(app, "GET", "/api/v1/audit/events?limit=abc", Authorization=f"Bearer {token}")
+    assert response.status == 500
+    assert b"Traceback" not in response.body
+
+
 def test_unknown_path_and_method(client: Client) -> None:
     assert_safe_error(client.get("/api/v1/nothing-here"), 404, "not_found")
     wrong = client("PUT", "/health/live")
@@ -667,6 +738,44 @@ def test_bad_calculation_is_422(client: Client, admin: dict[str, str]) -> None:
         422,
         "validation_error",
     )
+
+
+def test_ingestions_calculations_and_reports_can_be_deleted(
+    client: Client, admin: dict[str, str]
+) -> None:
+    def ids(kind: str) -> set[str]:
+        listed = client.get(f"/api/v1/{kind}", headers=admin)
+        assert listed.status_code == 200
+        return {r["id"] for r in listed.json()[kind]}
+
+    def total() -> float:
+        made = client("POST", "/api/v1/reports", headers=admin, json={})
+        assert client("DELETE", made.headers["Location"], headers=admin).status_code == 204
+        return float(made.json()["total_emissions_kgco2e"])
+
+    before = total()
+    ingested = client("POST", "/api/v1/ingestions", headers=admin, json=[{"a": 1}])
+    calculated = client(
+        "POST", "/api/v1/calculations", headers=admin, json={"category": 1, "spend_usd": 1000}
+    )
+    reported = client("POST", "/api/v1/reports", headers=admin, json={})
+    made = {
+        "ingestions": ingested.json()["ingestion_id"],
+        "calculations": calculated.json()["calculation_id"],
+        "reports": reported.json()["report_id"],
+    }
+    assert ingested.headers["Location"] == f"/api/v1/ingestions/{made['ingestions']}"
+    assert total() == pytest.approx(before + 350.0)
+    for kind, record in made.items():
+        assert record in ids(kind)
+        assert client("DELETE", f"/api/v1/{kind}/{record}", headers=admin).status_code == 204
+        assert record not in ids(kind)
+        assert_safe_error(client("DELETE", f"/api/v1/{kind}/{record}", headers=admin), 404)
+    assert total() == pytest.approx(before)  # the deleted calculation left the total
+    events = client.get("/api/v1/audit/events?limit=20", headers=admin).json()["events"]
+    kinds = {e["type"] for e in events}
+    # The audit trail keeps the record of what was made and deleted.
+    assert {"data.ingested", "ingestion.deleted", "calculation.deleted", "report.deleted"} <= kinds
 
 
 def test_ingestion_and_report_feed_the_business_metrics(

@@ -34,6 +34,7 @@ from pytest_vcci.sandbox.sample_api.state import (
     Metrics,
     RateLimiter,
     SupplierStore,
+    WorkStore,
     mask_email,
     now_rfc3339,
 )
@@ -72,9 +73,27 @@ class Request:
     def json(self) -> Any:
         """The JSON body; BadRequest (a generic 400) if it is not valid JSON."""
         try:
-            return json.loads(self.body.decode("utf-8")) if self.body else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            return (
+                json.loads(self.body.decode("utf-8"), parse_constant=_no_constant)
+                if self.body
+                else {}
+            )
+        # NaN/Infinity are not JSON; a body nested thousands deep exhausts the parser's stack.
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise BadRequest("Request body is not valid JSON") from None
+
+    def int_param(self, name: str, default: int, low: int, high: int) -> int:
+        """A whole-number query parameter in [low, high]; BadRequest naming it otherwise."""
+        raw = (self.query.get(name) or [""])[0].strip()
+        if not raw:
+            return default
+        if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
+            raise BadRequest(f"Query parameter {name} must be a whole number from {low} to {high}")
+        return int(raw)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 @dataclass
@@ -243,6 +262,63 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/api/v1/ingestions",
+        "list_ingestions",
+        "Uploads of the caller's tenant",
+        "calculations",
+        auth=True,
+        permission="data:ingest",
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/ingestions/{record_id}",
+        "delete_ingestion",
+        "Withdraw an upload",
+        "calculations",
+        auth=True,
+        permission="data:ingest",
+        status=204,
+    ),
+    Route(
+        "GET",
+        "/api/v1/calculations",
+        "list_calculations",
+        "Calculations of the caller's tenant",
+        "calculations",
+        auth=True,
+        permission="calculations:run",
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/calculations/{record_id}",
+        "delete_calculation",
+        "Delete a calculation (its emissions leave the tenant's total)",
+        "calculations",
+        auth=True,
+        permission="calculations:run",
+        status=204,
+    ),
+    Route(
+        "GET",
+        "/api/v1/reports",
+        "list_reports",
+        "Reports of the caller's tenant",
+        "calculations",
+        auth=True,
+        permission="reports:generate",
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/reports/{record_id}",
+        "delete_report",
+        "Delete a report",
+        "calculations",
+        auth=True,
+        permission="reports:generate",
+        status=204,
+    ),
+    Route(
+        "GET",
         "/api/v1/audit/events",
         "audit_events",
         "Recent audit events",
@@ -281,6 +357,7 @@ class App:
         self.auth = Authenticator(config, self.tokens)
         self.limiter = RateLimiter(config.rate_limit, config.rate_window)
         self.suppliers = SupplierStore(config.tenants)
+        self.work = WorkStore()
         self.audit = AuditTrail()
         self.metrics = Metrics(config)
         self.log = JsonLog(config.access_log)
@@ -619,7 +696,10 @@ class App:
         )
 
     def audit_events(self, request: Request, principal: Principal) -> Response:
-        limit = min(int((request.query.get("limit") or ["50"])[0] or 50), 500)
+        if self.config.validates_input:
+            limit = request.int_param("limit", 50, 1, 500)
+        else:  # the broken variant: int("abc") escapes as an unhandled error (a 500)
+            limit = min(int((request.query.get("limit") or ["50"])[0] or 50), 500)
         kinds = request.query.get("type")
         kind = kinds[0] if kinds else None
         return json_response(200, {"events": self.audit.recent(principal.tenant, limit, kind)})
@@ -667,10 +747,16 @@ class App:
         emissions = round(quantity * factor, 6)
         self.emissions[principal.tenant] = self.emissions.get(principal.tenant, 0.0) + emissions
         self.metrics.calculations.labels(category=str(category)).inc()
+        calculation_id = f"calc_{uuid.uuid4().hex[:12]}"
+        self.work.add(
+            principal.tenant,
+            "calculations",
+            {"id": calculation_id, "category": category, "emissions_kgco2e": emissions},
+        )
         return json_response(
             200,
             {
-                "calculation_id": f"calc_{uuid.uuid4().hex[:12]}",
+                "calculation_id": calculation_id,
                 "category": category,
                 "emissions_kgco2e": emissions,
                 "factor": {"value": factor, "unit": unit, "source": self.factor_source()},
@@ -688,9 +774,11 @@ class App:
     def ingest(self, request: Request, principal: Principal) -> Response:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("text/csv"):
-            lines = [
-                ln for ln in request.body.decode("utf-8", "replace").splitlines() if ln.strip()
-            ]
+            try:
+                text = request.body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("A CSV upload must be UTF-8 text") from None
+            lines = [ln for ln in text.splitlines() if ln.strip()]
             records = max(0, len(lines) - 1)  # minus the header row
         elif content_type.startswith(XLSX):
             records = max(0, xlsx_rows(request.body) - 1)
@@ -701,14 +789,23 @@ class App:
             records = len(data)
         self.metrics.ingestion_bytes.inc(len(request.body))
         self.metrics.suppliers_processed.inc(records)
-        self.audit_event(request, "data.ingested", "success", records=records)
+        ingestion_id = f"ing_{uuid.uuid4().hex[:12]}"
+        self.work.add(
+            principal.tenant,
+            "ingestions",
+            {"id": ingestion_id, "records": records, "bytes": len(request.body)},
+        )
+        self.audit_event(
+            request, "data.ingested", "success", records=records, ingestion_id=ingestion_id
+        )
         return json_response(
             202,
             {
-                "ingestion_id": f"ing_{uuid.uuid4().hex[:12]}",
+                "ingestion_id": ingestion_id,
                 "records": records,
                 "bytes": len(request.body),
             },
+            {"Location": f"/api/v1/ingestions/{ingestion_id}"},
         )
 
     def create_report(self, request: Request, principal: Principal) -> Response:
@@ -716,17 +813,57 @@ class App:
         if not isinstance(data, dict):
             raise BadRequest("Expected a JSON object")
         self.metrics.reports.inc()
-        self.audit_event(request, "report.generated", "success")
+        report = {
+            "id": f"rep_{uuid.uuid4().hex[:12]}",
+            "status": "completed",
+            "type": str(data.get("type", "scope3_summary")),
+            "tenant": principal.tenant,
+            "total_emissions_kgco2e": round(self.emissions.get(principal.tenant, 0.0), 6),
+        }
+        self.work.add(principal.tenant, "reports", report)
+        self.audit_event(request, "report.generated", "success", report_id=report["id"])
+        body = {"report_id": report["id"], **{k: v for k, v in report.items() if k != "id"}}
+        return json_response(201, body, {"Location": f"/api/v1/reports/{report['id']}"})
+
+    # --- what a tenant made, listed and deleted again -----------------------------------------
+
+    def listed(self, principal: Principal, kind: str) -> Response:
         return json_response(
-            201,
-            {
-                "report_id": f"rep_{uuid.uuid4().hex[:12]}",
-                "status": "completed",
-                "type": str(data.get("type", "scope3_summary")),
-                "tenant": principal.tenant,
-                "total_emissions_kgco2e": round(self.emissions.get(principal.tenant, 0.0), 6),
-            },
+            200, {"tenant": principal.tenant, kind: self.work.list(principal.tenant, kind)}
         )
+
+    def deleted(
+        self, request: Request, principal: Principal, kind: str, record_id: str
+    ) -> Response:
+        record = self.work.delete(principal.tenant, kind, record_id)
+        if record is None:
+            return error(404, "not_found", "No such record", request)
+        if kind == "calculations":
+            # Its emissions leave the tenant's total, so later reports do not count them.
+            total = self.emissions.get(principal.tenant, 0.0) - record["emissions_kgco2e"]
+            self.emissions[principal.tenant] = round(max(0.0, total), 6)
+        self.audit_event(request, f"{kind.removesuffix('s')}.deleted", "success", id=record_id)
+        return Response(204)
+
+    def list_ingestions(self, request: Request, principal: Principal) -> Response:
+        return self.listed(principal, "ingestions")
+
+    def delete_ingestion(self, request: Request, principal: Principal, record_id: str) -> Response:
+        return self.deleted(request, principal, "ingestions", record_id)
+
+    def list_calculations(self, request: Request, principal: Principal) -> Response:
+        return self.listed(principal, "calculations")
+
+    def delete_calculation(
+        self, request: Request, principal: Principal, record_id: str
+    ) -> Response:
+        return self.deleted(request, principal, "calculations", record_id)
+
+    def list_reports(self, request: Request, principal: Principal) -> Response:
+        return self.listed(principal, "reports")
+
+    def delete_report(self, request: Request, principal: Principal, record_id: str) -> Response:
+        return self.deleted(request, principal, "reports", record_id)
 
 
 def xlsx_rows(body: bytes) -> int:
@@ -739,7 +876,9 @@ def xlsx_rows(body: bytes) -> int:
         with zipfile.ZipFile(io.BytesIO(body)) as book:
             sheet = book.read("xl/worksheets/sheet1.xml")
         root = ElementTree.fromstring(sheet)
-    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError):
+    # A damaged or exotic zip fails in many ways (zlib.error, NotImplementedError, ...): every
+    # one of them is the client's bad upload, never a server error.
+    except Exception:
         raise BadRequest("Not an Excel workbook (.xlsx) with a first worksheet") from None
     main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
     return sum(1 for row in root.iter(f"{main}row") if len(row))

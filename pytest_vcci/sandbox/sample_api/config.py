@@ -102,6 +102,9 @@ class ApiConfig:
     rate_window: int = 60
     # False: a tenant's token reads other tenants' data (a broken variant for 6.1.1).
     tenant_isolation: bool = True
+    # False: a bad query parameter (limit=abc) escapes as an unhandled error, a 500 (a broken
+    # variant for 6.2.3: a real API answers invalid input with 4xx, never 5xx).
+    validates_input: bool = True
     access_log: str | None = None
     # Component or integration name -> "ok" | "down"; anything not named is "ok".
     health: Mapping[str, str] = field(default_factory=dict)

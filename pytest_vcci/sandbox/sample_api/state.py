@@ -105,6 +105,33 @@ class SupplierStore:
             return self._data.get(tenant, {}).pop(supplier_id, None) is not None
 
 
+class WorkStore:
+    """What a tenant's users made: ingestions, calculations and reports, by kind and ID.
+
+    Each can be deleted again (a test tenant cleans up after itself); the audit trail keeps
+    the record that they existed.
+    """
+
+    KINDS = ("ingestions", "calculations", "reports")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+
+    def add(self, tenant: str, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._data.setdefault((tenant, kind), {})[record["id"]] = record
+        return record
+
+    def list(self, tenant: str, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._data.get((tenant, kind), {}).values())
+
+    def delete(self, tenant: str, kind: str, record_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._data.get((tenant, kind), {}).pop(record_id, None)
+
+
 class AuditTrail:
     """Recent authentication, authorisation and data-change events (6.3.1)."""
 
