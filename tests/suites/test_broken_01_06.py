@@ -211,3 +211,24 @@ def test_api_without_tenant_isolation_fails_6_1_1(
     text = messages(items["6.1.1"])
     assert "GET /api/v1/tenants/tenant-a/suppliers as vcci-test" in text
     assert "HTTP status: observed 200, expected 403 or 404" in text
+
+
+def test_api_answering_invalid_input_with_500_fails_6_2_3(
+    pytester, tmp_path, good_env, good_items, attestations
+):
+    # The good sandbox answers `limit=not-a-number` with 400 (6.2.3 passes above); this API
+    # lets the bad value escape as an unhandled error: the 500 is the finding.
+    with started(
+        tmp_path / "sandbox",
+        only=("api",),
+        options={"api": {"overrides": {"validates_input": False}}},
+    ) as variant:
+        env = good_env.with_parts_of(variant, "api", "tls", expect=("api",))
+        items = run_suites(pytester, env, attestations)
+    assert newly_failing(good_items, items) == {"6.2.3"}
+    assert failed_tests(items["6.2.3"]) == {
+        "test_error_responses_reveal_no_internals[non-numeric parameter]"
+    }
+    text = messages(items["6.2.3"])
+    assert "GET /api/v1/audit/events?limit=not-a-number (non-numeric parameter)" in text
+    assert "HTTP status: observed 500, expected < 500" in text
