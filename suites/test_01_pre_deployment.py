@@ -405,46 +405,17 @@ def test_rds_point_in_time_recovery(request, settings, expect, threshold, eviden
 
 
 @pytest.mark.checklist("1.1.2")
-def test_pgbouncer_answers(settings, evidence):
+def test_pgbouncer_answers(db, settings, evidence):
     """PgBouncer answers a query over TLS in front of the database."""
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict
-
-    from pytest_vcci.targets.postgres import check_statement
-
-    table = settings.table("postgres")
-    if table is None or not table.pgbouncer_dsn:
+    pooler = db.pooler()
+    if pooler is None:
         pytest.skip(f"[postgres].pgbouncer_dsn is not set in {settings.source}")
-    params = conninfo_to_dict(table.pgbouncer_dsn)
-    where = (
-        f"pgbouncer {params.get('user', '')}@{params.get('host', 'localhost')}:"
-        f"{params.get('port', 6432)}/{params.get('dbname', '')}"
-    )
-    sql = "SELECT 1 AS answer, inet_server_port() AS server_port"
-    check_statement(sql)
-    # A plain connection: PgBouncer refuses the `options` startup parameter the db target sends.
-    try:
-        with psycopg.connect(
-            table.pgbouncer_dsn,
-            connect_timeout=max(2, int(table.connect_timeout)),
-            application_name="pytest-vcci",
-            autocommit=True,
-        ) as conn:
-            row: Any = conn.execute(sql).fetchone()
-            tls = conn.pgconn.ssl_in_use
-    except psycopg.Error as exc:
-        text = " ".join(str(exc).split())
-        evidence.require(
-            "connection",
-            text.replace(table.pgbouncer_dsn, "[DSN]")[:300],
-            "a connection and an answer",
-            False,
-            where=where,
-        )
-        return
-    evidence.check("SELECT 1", row[0] if row else None, 1, bool(row) and row[0] == 1, where=where)
+    row = pooler.rows("SELECT 1 AS answer, inet_server_port() AS server_port")[0]
+    where = pooler.describe()
+    evidence.check("SELECT 1", row["answer"], 1, row["answer"] == 1, where=where)
+    tls = pooler.session_encrypted()
     evidence.check("TLS between client and pooler", tls, True, tls is True, where=where)
-    evidence.record("port the database server answered on", row[1] if row else None, where=where)
+    evidence.record("port the database server answered on", row["server_port"], where=where)
 
 
 # --- 1.1.3 Redis ------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def test_database_connection_uses_tls(
     db: Any, vcci_context: Any, threshold: Callable[..., Any], evidence: Any
 ) -> None:
     """The database session is encrypted (TLS) and the DSN demands it (sslmode require)."""
-    from psycopg.conninfo import conninfo_to_dict
+    from pytest_vcci.targets.postgres import dsn_params
 
     session = db.tls()
     evidence.check(
@@ -185,7 +185,7 @@ def test_database_connection_uses_tls(
         bool(session["ssl"]),
         where=db.describe(),
     )
-    mode = conninfo_to_dict(vcci_context.settings.require("postgres").dsn).get("sslmode", "prefer")
+    mode = dsn_params(vcci_context.settings.require("postgres").dsn).get("sslmode", "prefer")
     want = threshold("4.1.1", "ssl_mode")
     strong = mode in SSL_MODES and SSL_MODES.index(mode) >= SSL_MODES.index(want)
     evidence.check("sslmode", mode, f"{want} or stricter", strong, where="[postgres].dsn")
@@ -194,36 +194,24 @@ def test_database_connection_uses_tls(
 @pytest.mark.checklist("4.1.1")
 def test_database_refuses_plaintext(db: Any, vcci_context: Any, evidence: Any) -> None:
     """The database server refuses a connection without TLS."""
-    import psycopg
+    from pytest_vcci.targets.postgres import dsn_where
 
     table = vcci_context.settings.require("postgres")
     if not table.non_tls_dsn:
         pytest.skip("[postgres].non_tls_dsn is not set (a DSN with sslmode=disable to try)")
-    params = psycopg.conninfo.conninfo_to_dict(table.non_tls_dsn)
-    where = (
-        f"postgres {params.get('host')}:{params.get('port', 5432)}/{params.get('dbname')}"
-        " (sslmode=disable)"
-    )
-    try:
-        conn = psycopg.connect(
-            table.non_tls_dsn,
-            connect_timeout=max(2, int(table.connect_timeout)),
-            application_name="pytest-vcci",
-        )
-    except psycopg.OperationalError as exc:
-        # libpq: 'connection to server at ... failed: FATAL:  no pg_hba.conf entry ...'
-        text = " ".join(str(exc).split()).rsplit("failed: ", 1)[-1]
-        about_tls = bool(re.search(r"(?i)no encryption|ssl off|ssl required|sslmode", text))
-        evidence.check(
-            "plaintext connection",
-            f"refused: {text[:200]}",
-            "refused because it is not encrypted",
-            about_tls,
-            where=where,
-        )
+    where = f"postgres {dsn_where(table.non_tls_dsn)} (sslmode=disable)"
+    refusal = db.plaintext_refusal(table.non_tls_dsn)
+    if refusal is None:
+        evidence.check("plaintext connection", "accepted", "refused", False, where=where)
         return
-    conn.close()
-    evidence.check("plaintext connection", "accepted", "refused", False, where=where)
+    about_tls = bool(re.search(r"(?i)no encryption|ssl off|ssl required|sslmode", refusal))
+    evidence.check(
+        "plaintext connection",
+        f"refused: {refusal[:200]}",
+        "refused because it is not encrypted",
+        about_tls,
+        where=where,
+    )
 
 
 @pytest.mark.checklist("4.1.1")

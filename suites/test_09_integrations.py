@@ -23,8 +23,6 @@ import datetime as dt
 import io
 import json
 import re
-import smtplib
-import ssl
 import statistics
 import time
 import uuid
@@ -158,43 +156,37 @@ def test_proxy_factor_fallback(api: Any, expect: Callable[..., Any], evidence: A
 @pytest.mark.checklist("9.1.3")
 def test_smtp_starttls(vcci_context: Any, settings: Any, evidence: Any) -> None:
     """The SMTP server answers and upgrades to TLS 1.2+ with STARTTLS (certificate verified; nothing is sent)."""
+    from pytest_vcci.targets.smtp import MailServer
+
     table = vcci_context.target_table("smtp")
-    where = f"smtp {table.host}:{table.port}"
-    context = ssl.create_default_context(
-        cafile=str(settings.resolve_path(table.ca_bundle)) if table.ca_bundle else None
+    server = MailServer(
+        table,
+        vcci_context.gate,
+        ca_bundle=str(settings.resolve_path(table.ca_bundle)) if table.ca_bundle else None,
     )
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        with smtplib.SMTP(table.host, table.port, timeout=table.connect_timeout) as smtp:
-            code, _ = smtp.ehlo()
-            evidence.check("EHLO", code, 250, code == 250, where=where)
-            offered = smtp.has_extn("starttls")
-            evidence.require(
-                "STARTTLS offered",
-                offered,
-                table.starttls,
-                offered or not table.starttls,
-                where=where,
-            )
-            if not table.starttls:
-                return
-            code, _ = smtp.starttls(context=context)
-            sock: Any = smtp.sock
-            sock.settimeout(table.read_timeout)
-            tls, subject = sock.version(), dict(x[0] for x in sock.getpeercert()["subject"])
-            evidence.check(
-                "STARTTLS",
-                f"{code} {tls}, certificate {subject.get('commonName')}",
-                "220 and TLS 1.2+",
-                code == 220,
-                where=where,
-            )
-            code, _ = smtp.ehlo()
-            evidence.check("EHLO over TLS", code, 250, code == 250, where=where)
-    except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
-        evidence.check(
-            "SMTP session", f"{type(exc).__name__}: {exc}", "EHLO and STARTTLS", False, where=where
+    where = server.describe()
+    session = server.starttls_session()
+    if session.ehlo is not None:
+        evidence.check("EHLO", session.ehlo, 250, session.ehlo == 250, where=where)
+    if session.starttls_offered is not None:
+        offered = session.starttls_offered
+        evidence.require(
+            "STARTTLS offered", offered, table.starttls, offered or not table.starttls, where=where
         )
+    if session.error is not None:
+        evidence.check("SMTP session", session.error, "EHLO and STARTTLS", False, where=where)
+        return
+    if not table.starttls:
+        return
+    evidence.check(
+        "STARTTLS",
+        f"{session.starttls} {session.tls_version}, certificate {session.certificate_cn}",
+        "220 and TLS 1.2+",
+        session.starttls == 220,
+        where=where,
+    )
+    ehlo = session.ehlo_over_tls
+    evidence.check("EHLO over TLS", ehlo, 250, ehlo == 250, where=where)
 
 
 def sending_domain(vcci_context: Any) -> tuple[str, str]:
@@ -204,41 +196,24 @@ def sending_domain(vcci_context: Any) -> tuple[str, str]:
     return str(table.sending_domain), str(table.dkim_selector)
 
 
-def txt_records(settings: Any, name: str) -> list[str] | str:
-    """The TXT strings at ``name`` (each record's strings joined), or why there are none."""
-    import dns.exception
-    import dns.resolver
+def txt_records(vcci_context: Any, name: str) -> list[str] | str:
+    """The TXT strings at ``name`` through [host].resolver, or why there are none."""
+    from pytest_vcci.targets.host import txt_records as lookup
 
-    host = settings.table("host")
-    resolver = dns.resolver.Resolver(configure=host is None or host.resolver is None)
-    if host is not None and host.resolver:
-        resolver.nameservers = [host.resolver]
-        resolver.port = host.resolver_port
-    timeout = host.dns_timeout if host is not None else 5.0
-    resolver.timeout = resolver.lifetime = timeout
-    try:
-        answer = resolver.resolve(name, "TXT", search=False)
-    except dns.resolver.NXDOMAIN:
-        return "NXDOMAIN (no such name)"
-    except dns.resolver.NoAnswer:
-        return "no TXT record"
-    except dns.exception.DNSException as exc:
-        return f"lookup failed: {type(exc).__name__}: {exc}"
-    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
+    return lookup(vcci_context.settings.table("host"), name, vcci_context.gate)
 
 
 def resolver_name(settings: Any) -> str:
-    host = settings.table("host")
-    if host is not None and host.resolver:
-        return f"{host.resolver}:{host.resolver_port}"
-    return "system resolver"
+    from pytest_vcci.targets.host import resolver_name as name
+
+    return name(settings.table("host"))
 
 
 @pytest.mark.checklist("9.1.3")
 def test_spf_record(vcci_context: Any, settings: Any, evidence: Any) -> None:
     """The sending domain publishes exactly one SPF record, ending in -all or ~all."""
     domain, _ = sending_domain(vcci_context)
-    found = txt_records(settings, domain)
+    found = txt_records(vcci_context, domain)
     spf = [t for t in found if t.lower().startswith("v=spf1")] if isinstance(found, list) else []
     where = f"TXT {domain} via {resolver_name(settings)}"
     evidence.require(
@@ -259,7 +234,7 @@ def test_dkim_record(vcci_context: Any, settings: Any, evidence: Any) -> None:
 
     domain, selector = sending_domain(vcci_context)
     name = f"{selector}._domainkey.{domain}"
-    found = txt_records(settings, name)
+    found = txt_records(vcci_context, name)
     where = f"TXT {name} via {resolver_name(settings)}"
     records = [t for t in found if "p=" in t] if isinstance(found, list) else []
     evidence.require(
@@ -292,7 +267,7 @@ def test_dmarc_record(vcci_context: Any, settings: Any, evidence: Any) -> None:
     """The sending domain publishes one DMARC record (_dmarc) with a policy (p=)."""
     domain, _ = sending_domain(vcci_context)
     name = f"_dmarc.{domain}"
-    found = txt_records(settings, name)
+    found = txt_records(vcci_context, name)
     dmarc = [t for t in found if t.startswith("v=DMARC1")] if isinstance(found, list) else []
     where = f"TXT {name} via {resolver_name(settings)}"
     evidence.require(

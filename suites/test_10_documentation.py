@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_vcci.checklist import load_catalog
+from pytest_vcci.targets.web import PublicWeb
 
 DOC_SUFFIXES = (".md", ".markdown", ".rst", ".txt", ".html", ".htm", ".adoc")
 SLA_WORDS = ("sla", "slo", "availability", "uptime", "error budget")
@@ -92,26 +93,24 @@ class DocsDirectory:
 
 
 class DocsSite:
-    def __init__(self, url: str, pages: dict[str, str], timeout: float = 10.0) -> None:
+    def __init__(self, url: str, pages: dict[str, str], web: PublicWeb) -> None:
         self.url = url.rstrip("/")
         self.pages = pages
-        self.timeout = timeout
+        self.web = web
 
     @property
     def where(self) -> str:
         return f"docs {self.url}"
 
     def find(self, title: str) -> Document | None:
-        import requests
-
         page = self.pages.get(title)
         if page is None:
             pytest.skip(f'[expect.docs.pages] names no page for "{title}"')
         url = f"{self.url}/{page.lstrip('/')}"
-        response = requests.get(url, timeout=(5.0, self.timeout), allow_redirects=True)
-        if response.status_code != 200:
+        answer = self.web.get(url, follow_redirects=True)
+        if answer.status != 200:
             return None
-        found, body = parse_document(response.text, Path(page).suffix.lower())
+        found, body = parse_document(answer.text, Path(page).suffix.lower())
         return Document(url, found or title, len(body.split()))
 
 
@@ -128,7 +127,8 @@ def docs(vcci_context: Any, expect: Any) -> DocsDirectory | DocsSite:
             )
         return DocsDirectory(root)
     if table.url:
-        return DocsSite(table.url, dict(expect("docs", "pages")))
+        web = PublicWeb(vcci_context.gate, connect_timeout=5.0, read_timeout=10.0)
+        return DocsSite(table.url, dict(expect("docs", "pages")), web)
     pytest.skip(f"[docs].directory or [docs].url is not set in {settings.source}")
 
 

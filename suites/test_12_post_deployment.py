@@ -60,7 +60,7 @@ def production_domain(vcci_context: Any, expect: Any) -> tuple[str, list[str]]:
 
     table = vcci_context.target_table("host")
     domain = expect("dns", "production_domain")
-    return domain, sorted(resolve_with(table, domain))
+    return domain, sorted(resolve_with(table, domain, vcci_context.gate))
 
 
 @pytest.mark.checklist("12.1.1")

@@ -147,6 +147,34 @@ def stop_pids(pids: Sequence[int], timeout: float = 10.0) -> None:
             _signal_group(pid, signal.SIGKILL)
 
 
+def process_tree(pids: Sequence[int]) -> list[int]:
+    """``pids`` and all their descendants (from /proc). A process group is not enough:
+    PostgreSQL's backends each start a session of their own."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone since the listing
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def signal_tree(pids: Sequence[int], sig: int) -> None:
+    """Send ``sig`` to ``pids`` and all their descendants (e.g. SIGSTOP to freeze a server)."""
+    for pid in process_tree(pids):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
 def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)

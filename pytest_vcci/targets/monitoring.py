@@ -130,6 +130,22 @@ class HttpTarget:
                 f"not JSON ({kind}): {_brief(response.text)}",
             ) from None
 
+    def anonymous_status(self, path: str) -> int:
+        """The HTTP status of a GET of ``path`` sent without credentials (is it refused?)."""
+        import requests
+
+        url = self.url(path)
+        with self.watch():
+            response = requests.get(
+                url,
+                timeout=(self.table.connect_timeout, self.table.read_timeout),
+                verify=self.table.ca_bundle or self.table.verify_tls,
+                headers={"User-Agent": "pytest-vcci"},
+                allow_redirects=False,
+            )
+        response.close()
+        return int(response.status_code)
+
     @contextmanager
     def watch(self) -> Iterator[None]:
         """A connection that fails marks this target down for the run."""

@@ -19,6 +19,12 @@ what would let it be (``setting ssl_min_protocol_version: the role vcci_app lack
 pg_read_all_settings``). The run records it as the test's observation. What PostgreSQL hides
 rather than refuses (the statistics of other roles' sessions show NULL without
 pg_read_all_stats) is asked for with ``needs=``, so a hidden value is never read as a fact.
+
+A connection pooler (PgBouncer, ``[postgres].pgbouncer_dsn``) refuses the ``options`` startup
+parameter, so through it every call is its own ``BEGIN READ ONLY`` transaction that sets
+``statement_timeout`` locally (which works in every pool mode), under the same watchdog: a
+pooler that waits for a frozen server costs one ``read_timeout``, not its own
+``query_wait_timeout``.
 """
 
 from __future__ import annotations
@@ -120,8 +126,8 @@ def check_statement(sql: str) -> None:
 # --- connection parameters ----------------------------------------------------------------
 
 
-def connection_params(dsn: str, table: PostgresTable) -> dict[str, Any]:
-    """The DSN's own parameters (sslmode, ...) plus ours: timeouts, read-only, our name."""
+def dsn_params(dsn: str) -> dict[str, Any]:
+    """A libpq URL or key=value DSN as a dict (host, port, dbname, user, sslmode, ...)."""
     from psycopg import ProgrammingError
     from psycopg.conninfo import conninfo_to_dict
 
@@ -130,12 +136,29 @@ def connection_params(dsn: str, table: PostgresTable) -> dict[str, Any]:
     except ProgrammingError:
         # libpq's message quotes the DSN, password included: say where, not what.
         raise ValueError("[postgres] DSN is not a valid libpq URL or key=value string") from None
-    forced = (
-        f"-c default_transaction_read_only=on -c statement_timeout="
-        f"{table.statement_timeout_ms} -c standard_conforming_strings=on"
-    )
-    # Ours come last: the server applies -c options in order, so they win over the DSN's.
-    params["options"] = f"{params['options']} {forced}" if params.get("options") else forced
+    return params
+
+
+def dsn_where(dsn: str) -> str:
+    """user@host:port/db of a DSN: where it points, never the password."""
+    p = dsn_params(dsn)
+    user = f"{p['user']}@" if p.get("user") else ""
+    return f"{user}{p.get('host', 'localhost')}:{p.get('port', 5432)}/{p.get('dbname', '')}"
+
+
+def connection_params(dsn: str, table: PostgresTable, *, pooled: bool = False) -> dict[str, Any]:
+    """The DSN's own parameters (sslmode, ...) plus ours: timeouts, read-only, our name.
+
+    ``pooled``: no startup ``options`` (a pooler refuses them); each call sets them instead.
+    """
+    params = dsn_params(dsn)
+    if not pooled:
+        forced = (
+            f"-c default_transaction_read_only=on -c statement_timeout="
+            f"{table.statement_timeout_ms} -c standard_conforming_strings=on"
+        )
+        # Ours come last: the server applies -c options in order, so they win over the DSN's.
+        params["options"] = f"{params['options']} {forced}" if params.get("options") else forced
     params["connect_timeout"] = max(2, math.ceil(table.connect_timeout))
     params["application_name"] = APPLICATION_NAME
     return params
@@ -154,13 +177,16 @@ class Database:
         *,
         dsn: str | None = None,
         target: str = TARGET,
+        pooled: bool = False,
     ) -> None:
         self.table = table
         self.gate = gate
         self.target = target
-        self._params = connection_params(dsn or table.dsn, table)
+        self.pooled = pooled
+        self._params = connection_params(dsn or table.dsn, table, pooled=pooled)
         self._conn: psycopg.Connection[Any] | None = None
         self._replicas: list[Database] | None = None
+        self._pooler: Database | None = None
         self._lock = threading.Lock()
         self._has_role: dict[str, bool] = {}
 
@@ -200,6 +226,8 @@ class Database:
         self._disconnect()
         for replica in self._replicas or []:
             replica.close()
+        if self._pooler is not None:
+            self._pooler.close()
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -210,8 +238,12 @@ class Database:
         import psycopg
 
         if self._conn is None or self._conn.closed:
-            # Autocommit: every statement is its own (read-only) transaction.
-            self._conn = psycopg.connect(**self._params, autocommit=True)
+            # Autocommit: every statement is its own (read-only) transaction. Through a pooler
+            # in transaction mode, a statement psycopg prepared on one server connection would
+            # be missing on the next: nothing is prepared there.
+            self._conn = psycopg.connect(
+                **self._params, autocommit=True, prepare_threshold=None if self.pooled else 5
+            )
         return self._conn
 
     # --- queries --------------------------------------------------------------------------
@@ -305,6 +337,40 @@ class Database:
         )
         return rows[0] if rows else {"ssl": False, "version": None, "cipher": None, "bits": None}
 
+    def session_encrypted(self) -> bool:
+        """Whether this client's own connection uses TLS (to a pooler: client to pooler)."""
+        encrypted: bool = self._call(
+            lambda conn: bool(conn.pgconn.ssl_in_use), "this session's TLS"
+        )
+        return encrypted
+
+    def pooler(self) -> Database | None:
+        """The connection pooler in front of this server ([postgres].pgbouncer_dsn), if set."""
+        if self._pooler is None and self.table.pgbouncer_dsn:
+            self._pooler = Database(
+                self.table, self.gate, dsn=self.table.pgbouncer_dsn, target="pgbouncer", pooled=True
+            )
+        return self._pooler
+
+    def plaintext_refusal(self, dsn: str) -> str | None:
+        """Try ``dsn`` (one without TLS): None if the server accepts it (closed at once), else
+        the server's refusal (``FATAL: no pg_hba.conf entry ... no encryption``). A server that
+        cannot be reached raises TargetUnreachable, within connect_timeout."""
+        import psycopg
+
+        self.gate.check(self.target)
+        try:
+            psycopg.connect(**connection_params(dsn, self.table)).close()
+        except psycopg.OperationalError as exc:
+            # libpq: 'connection to server at "h", port p failed: <why>'
+            text = " ".join(str(exc).split()).rsplit("failed: ", 1)[-1]
+            text = text.replace(self._params.get("password") or "\0", "[REDACTED]")
+            if re.search(r"(?i)timeout expired|connection refused|could not translate", text):
+                self.gate.mark_down(self.target, f"OperationalError: {text[:200]}")
+                raise TargetUnreachable(self.target, f"OperationalError: {text[:200]}") from None
+            return text[:300]
+        return None
+
     def replicas(self) -> list[Database]:
         """One Database per configured replica DSN (each with its own fail-fast state)."""
         if self._replicas is None:
@@ -325,7 +391,7 @@ class Database:
             try:
                 conn = self._connection()
                 with _Watchdog(conn, self.table.read_timeout, fired):
-                    return work(conn)
+                    return self._in_pool_transaction(conn, work) if self.pooled else work(conn)
             except psycopg.errors.ReadOnlySqlTransaction as exc:
                 raise ReadOnlyViolation(
                     self.target, f"a write: the server said {one_line(exc)}"
@@ -358,6 +424,16 @@ class Database:
             statement_timeout_ms=self.table.statement_timeout_ms,
         )
         return Unobservable(self.target, what, why, expected, self.describe())
+
+    def _in_pool_transaction(
+        self, conn: psycopg.Connection[Any], work: Callable[[psycopg.Connection[Any]], T]
+    ) -> T:
+        """``work`` in a read-only transaction with our statement timeout, set locally: what
+        the startup options do on a direct connection, in a form every pool mode keeps."""
+        conn.read_only = True  # psycopg opens the transaction with BEGIN READ ONLY
+        with conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {int(self.table.statement_timeout_ms)}")
+            return work(conn)
 
 
 def _statement(sql: str) -> str:

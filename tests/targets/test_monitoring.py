@@ -358,3 +358,26 @@ def test_grafana_errors_name_url_and_status_never_the_token(
     with pytest.raises(MonitoringError, match="not JSON"):
         right.get("/login")
     assert TOKEN not in repr(right)
+
+
+def test_anonymous_status_sends_no_credentials(grafana_stub: str, tmp_path: Path) -> None:
+    GrafanaStub.seen.clear()
+    context = make_context(tmp_path, grafana=table(grafana_stub, token=TOKEN))
+    grafana: Grafana = _build(context, Grafana, "grafana")
+    assert grafana.anonymous_status("/api/search") == 401
+    assert grafana.anonymous_status("/api/health") == 200  # public: answered without a token
+    assert GrafanaStub.seen[-2:] == [("GET", "/api/search", None), ("GET", "/api/health", None)]
+
+
+def test_anonymous_status_fails_fast_on_a_server_that_never_answers(tmp_path: Path) -> None:
+    with BlackHole() as server:
+        context = make_context(
+            tmp_path, grafana=table(f"http://127.0.0.1:{server.port}", read_timeout=0.5)
+        )
+        grafana = Grafana(context.settings.require("grafana"), gate=context.gate, name="grafana")
+        with pytest.raises(TargetUnreachable, match="grafana unreachable: ReadTimeout") as first:
+            grafana.anonymous_status("/api/search")
+        with pytest.raises(TargetUnreachable) as second:
+            grafana.anonymous_status("/api/search")
+        assert server.connections() == 1  # marked down: the second call sent nothing
+    assert str(second.value) == str(first.value)
