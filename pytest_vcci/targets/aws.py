@@ -1,6 +1,6 @@
 """The ``cloud`` target: AWS APIs through boto3, read-only and time-bounded.
 
-Every client made by :class:`Cloud` carries two botocore event hooks, registered on the
+Every client made by :class:`Cloud` carries botocore event hooks, registered on the
 session so that every client (and resource) made from it inherits them:
 
 - ``before-parameter-build`` fires inside ``_make_api_call`` before the request is validated,
@@ -10,6 +10,10 @@ session so that every client (and resource) made from it inherits them:
 - ``after-call-error`` / ``after-call`` notice connection failures (refused, timed out) and
   authentication failures; they mark the target down for the whole run, so later checks fail
   fast with the same root cause instead of each waiting for its own timeout.
+- ``needs-retry`` / ``before-send`` do the same per attempt: a connection failure marks AWS
+  down at once and botocore's retry of it is refused before it is sent, so an endpoint that
+  hangs costs one read timeout, not one per attempt. (Throttling and 5xx answers are still
+  retried, up to ``max_attempts``.)
 
 boto3/botocore are imported on first use only: this module is loaded into every pytest run.
 """
@@ -174,6 +178,10 @@ class Cloud:
             session.events.register("before-parameter-build", self._guard)
             session.events.register("after-call-error", self._on_call_error)
             session.events.register("after-call", self._on_call)
+            # Per attempt: a connection that failed or timed out marks AWS down at once, and
+            # the gate refuses botocore's retry of it (a hung endpoint costs one read timeout).
+            session.events.register("needs-retry", self._on_attempt)
+            session.events.register("before-send", self._before_send)
             self._session = session
         return self._session
 
@@ -263,6 +271,14 @@ class Cloud:
         if not is_read_operation(operation, params):
             service = model.service_model.service_name
             raise ReadOnlyViolation(f"AWS {service}", f"{operation} (not a read-only operation)")
+        if self.gate is not None:
+            self.gate.check(TARGET)
+
+    def _on_attempt(self, caught_exception: BaseException | None = None, **_: Any) -> None:
+        if self.gate is not None and isinstance(caught_exception, connection_errors()):
+            self.gate.mark_down(TARGET, one_line(caught_exception))
+
+    def _before_send(self, **_: Any) -> None:
         if self.gate is not None:
             self.gate.check(TARGET)
 

@@ -535,6 +535,21 @@ def test_never_answering_endpoint_times_out_then_fails_fast(
     assert later == [[], []]
 
 
+def test_a_hung_endpoint_is_not_retried_whatever_max_attempts_says(
+    tmp_path: Path, silent_server: int
+) -> None:
+    # Retries are for throttling and 5xx answers: an endpoint that timed out once is down,
+    # and botocore's retry of the request is refused before it is sent (a frozen AWS stand-in
+    # costs one read timeout, not max_attempts of them).
+    table = _fast_table(silent_server).model_copy(update={"max_attempts": 3})
+    target = build_cloud(make_context(tmp_path, aws=table))
+    s3 = target.client("s3")
+    sent = sent_counter(s3)
+    with pytest.raises(TargetUnreachable, match="aws unreachable: ReadTimeoutError"):
+        target.call("s3", "list_buckets")
+    assert len(sent) == 1
+
+
 def test_watched_call_turns_a_timeout_into_the_root_cause(
     tmp_path: Path, silent_server: int
 ) -> None:
