@@ -27,6 +27,7 @@ from pytest_vcci.context import (
 )
 from pytest_vcci.evidence.log_redaction import LogRedaction
 from pytest_vcci.evidence.redaction import Redactor
+from pytest_vcci.intrusive import IntrusivePhase
 from pytest_vcci.report import html_hooks
 from pytest_vcci.report.manifest import SigningError, load_private_key
 from pytest_vcci.report.write import writable_dir_problem
@@ -198,6 +199,8 @@ def _register(
     out = report_dir(config)
     vcci = VcciSession(config, context, out, gate, selection)
     config.pluginmanager.register(vcci, "vcci-session")
+    if context.allow_intrusive:
+        config.pluginmanager.register(IntrusivePhase(config, context), "vcci-intrusive-phase")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(html_hooks, "vcci-html-hooks")
     if not hasattr(config, "workerinput"):

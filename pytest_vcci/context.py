@@ -78,6 +78,8 @@ LOG_REDACTION_KEY = pytest.StashKey[Any]()
 SIGNALS_KEY = pytest.StashKey[SignalGuard]()  # SIGTERM/SIGINT handling of an active run
 #: On an item: the test's evidence recorder.
 EVIDENCE_KEY = pytest.StashKey[Evidence]()
+#: On an intrusive item under xdist: the run-wide lock it holds while it runs.
+INTRUSIVE_LOCK_KEY = pytest.StashKey[Any]()
 
 #: pytest-html writes here, in the run directory (never in the report directory, so a failed
 #: or interrupted run leaves nothing half-written there); the controller redacts it and
