@@ -294,12 +294,33 @@ def test_dmarc_record(vcci_context: Any, settings: Any, evidence: Any) -> None:
 
 class Workflow:
     """Writes through the API as the test tenant's user, timing each step; 429s wait their
-    Retry-After (a refused request was not processed) within the run's time bound."""
+    Retry-After (a refused request was not processed) within the run's time bound. What it
+    creates is deleted again when it ends (``made``), where the API has a DELETE for it."""
 
     def __init__(self, api: Any, deadline: float, evidence: Any) -> None:
         self.api = api.intrusive()
         self.deadline = deadline
         self.evidence = evidence
+        self.created: list[str] = []
+
+    def made(self, collection: str, record_id: Any) -> None:
+        """Remember a record this workflow created, to delete it at the end."""
+        if record_id:
+            self.created.append(f"{collection}/{record_id}")
+
+    def clean_up(self) -> None:
+        """Delete what was created, newest first; an API without that DELETE keeps it."""
+        while self.created:
+            path = self.created.pop()
+            response, _ = self.call("DELETE", path)
+            status = response.status_code
+            where = f"DELETE {path}"
+            if status in (405, 501):
+                self.evidence.record("left behind (no DELETE for it)", status, where=where)
+                continue
+            self.evidence.check(
+                "cleanup: deleted", status, 204, status in (200, 202, 204), where=where
+            )
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[Any, float]:
         while True:
@@ -349,7 +370,10 @@ def workflow(
         )
         yield flow
     finally:
-        flow.close()
+        try:
+            flow.clean_up()
+        finally:
+            flow.close()
 
 
 def run_id() -> str:
@@ -372,47 +396,38 @@ def test_supplier_onboarding(
             json={"name": name, "country": "DE", "spend_usd": 1000.0},
         ).json()
         supplier = created.get("id")
-        try:
-            listed = flow.step("supplier list", "GET", SUPPLIERS, 200).json()
-            ids = [s.get("id") for s in listed.get("suppliers", [])]
-            evidence.check(
-                "registered supplier listed",
-                supplier in ids,
-                True,
-                supplier in ids,
-                where=f"GET {SUPPLIERS}",
-            )
-            rows = [
-                {"supplier_id": supplier, "period": "2026-Q3", "spend_usd": 1000.0 * n}
-                for n in range(1, 4)
-            ]
-            upload = flow.step("data upload", "POST", INGESTIONS, 202, json=rows).json()
-            evidence.check(
-                "records accepted",
-                upload.get("records"),
-                len(rows),
-                upload.get("records") == len(rows),
-                where=f"POST {INGESTIONS}",
-            )
-            page = flow.step("dashboard", "GET", DASHBOARD, 200)
-            kind = page.headers.get("Content-Type", "")
-            evidence.check(
-                "dashboard page",
-                kind,
-                "text/html",
-                kind.startswith("text/html"),
-                where=f"GET {DASHBOARD}",
-            )
-        finally:
-            if supplier:
-                response, _ = flow.call("DELETE", f"{SUPPLIERS}/{supplier}")
-                evidence.check(
-                    "cleanup: supplier deleted",
-                    response.status_code,
-                    204,
-                    response.status_code == 204,
-                    where=f"DELETE {SUPPLIERS}/{supplier}",
-                )
+        flow.made(SUPPLIERS, supplier)
+        listed = flow.step("supplier list", "GET", SUPPLIERS, 200).json()
+        ids = [s.get("id") for s in listed.get("suppliers", [])]
+        evidence.check(
+            "registered supplier listed",
+            supplier in ids,
+            True,
+            supplier in ids,
+            where=f"GET {SUPPLIERS}",
+        )
+        rows = [
+            {"supplier_id": supplier, "period": "2026-Q3", "spend_usd": 1000.0 * n}
+            for n in range(1, 4)
+        ]
+        upload = flow.step("data upload", "POST", INGESTIONS, 202, json=rows).json()
+        flow.made(INGESTIONS, upload.get("ingestion_id"))
+        evidence.check(
+            "records accepted",
+            upload.get("records"),
+            len(rows),
+            upload.get("records") == len(rows),
+            where=f"POST {INGESTIONS}",
+        )
+        page = flow.step("dashboard", "GET", DASHBOARD, 200)
+        kind = page.headers.get("Content-Type", "")
+        evidence.check(
+            "dashboard page",
+            kind,
+            "text/html",
+            kind.startswith("text/html"),
+            where=f"GET {DASHBOARD}",
+        )
 
 
 def activity_rows(tag: str) -> list[dict[str, Any]]:
@@ -515,6 +530,7 @@ def test_emissions_calculation_workflow(
                 data=encode(rows),
                 headers={"Content-Type": content_type},
             )
+            flow.made(INGESTIONS, response.json().get("ingestion_id"))
             records = response.json().get("records")
             evidence.check(
                 f"{fmt} records ingested",
@@ -535,6 +551,7 @@ def test_emissions_calculation_workflow(
                 where=where,
             )
             result = response.json()
+            flow.made(CALCULATIONS, result.get("calculation_id"))
             evidence.record(
                 f"category {category} result",
                 {k: result.get(k) for k in ("emissions_kgco2e", "factor")},
@@ -550,6 +567,7 @@ def test_emissions_calculation_workflow(
         response, elapsed = flow.call("POST", REPORTS, json={"type": "scope3_summary"})
         most = threshold("9.2.2", "report_seconds")
         report = response.json() if response.status_code == 201 else {}
+        flow.made(REPORTS, report.get("report_id"))
         where = f"POST {REPORTS}"
         evidence.require(
             "report generation", response.status_code, 201, response.status_code == 201, where=where

@@ -144,9 +144,30 @@ def test_good_staging_passes_sections_7_to_9(good_items: dict[str, Any]) -> None
     assert {statuses[k] for k in pending} == {"skipped"}
 
 
+def tenant_records(staging: Staging) -> dict[str, set[str]]:
+    """What the test tenant holds, as its own user sees it through the API."""
+    import requests
+
+    api = staging.tables["api"]
+    headers = {"Authorization": f"Bearer {staging.variables['VCCI_SANDBOX_API_TOKEN']}"}
+    found: dict[str, set[str]] = {}
+    for kind in ("suppliers", "ingestions", "calculations", "reports", "audit/events"):
+        answer = requests.get(
+            f"{api['base_url']}/api/v1/{kind}?limit=500",
+            headers=headers,
+            verify=api["ca_bundle"],
+            timeout=(5, 15),
+        )
+        assert answer.status_code == 200, (kind, answer.text)
+        records = answer.json()[kind.removeprefix("audit/")]
+        found[kind] = {r["id"] for r in records}
+    return found
+
+
 def test_good_staging_passes_the_intrusive_checks(
     staging: Staging, pytester: pytest.Pytester
 ) -> None:
+    before = tenant_records(staging)
     items = run_suites(
         pytester.path,
         staging.tables,
@@ -163,6 +184,12 @@ def test_good_staging_passes_the_intrusive_checks(
     assert ran == {"7.1.1": "skipped", "7.1.2": "skipped", "9.2.1": "skipped", "9.2.2": "passed"}
     assert "test_load_test_report did not run" in items["7.1.1"]["message"]
     assert "Email invitation sent: no check yet" in items["9.2.1"]["message"]
+    after = tenant_records(staging)
+    # The workflows deleted every supplier, upload, calculation and report they made; the
+    # audit trail keeps the record of them (an audit log must).
+    for kind in ("suppliers", "ingestions", "calculations", "reports"):
+        assert after[kind] == before[kind], kind
+    assert len(after["audit/events"] - before["audit/events"]) >= 10
 
 
 def run_broken(
