@@ -54,6 +54,7 @@ class IntrusivePhase:
         # Controller state (under xdist): what ran, who is alive, the collection.
         self.lock = threading.Lock()
         self.collected: list[str] | None = None
+        self.intrusive: frozenset[str] | None = None  # from the plan the workers wrote
         self.collections = 0
         self.copies = 1  # --dist each runs every test on every worker
         self.finished: Counter[str] = Counter()
@@ -201,10 +202,12 @@ class IntrusivePhase:
             if self.collected is None:
                 return None
             collected, finished, copies = self.collected, dict(self.finished), self.copies
-        try:
-            intrusive = set(json.loads(self.plan.read_text())["intrusive"])
-        except (FileNotFoundError, ValueError, KeyError):
-            return None  # not written yet: nothing can be decided
+        if self.intrusive is None:
+            try:
+                self.intrusive = frozenset(json.loads(self.plan.read_text())["intrusive"])
+            except (FileNotFoundError, ValueError, KeyError):
+                return None  # not written yet: nothing can be decided
+        intrusive = self.intrusive
         return sum(1 for n in collected if n not in intrusive and finished.get(n, 0) < copies)
 
     def _check(self) -> None:
