@@ -192,7 +192,13 @@ def public_site() -> Iterator[str]:
         server.server_close()
 
 
-def test_public_pages_are_fetched_anonymously(public_site: str, tmp_path: Path) -> None:
+def test_public_pages_are_fetched_anonymously(
+    public_site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"  # requests would send these for the host, were it not told
+    netrc.write_text("machine 127.0.0.1 login vcci password netrc-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
     Site.seen.clear()
     web = PublicWeb(gate(tmp_path), connect_timeout=1, read_timeout=2)
     page = web.get(f"{public_site}/.well-known/openid-configuration")
