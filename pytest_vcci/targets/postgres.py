@@ -359,12 +359,13 @@ class Database:
         import psycopg
 
         self.gate.check(self.target)
+        params = connection_params(dsn, self.table)
         try:
-            psycopg.connect(**connection_params(dsn, self.table)).close()
+            psycopg.connect(**params).close()
         except psycopg.OperationalError as exc:
             # libpq: 'connection to server at "h", port p failed: <why>'
             text = " ".join(str(exc).split()).rsplit("failed: ", 1)[-1]
-            text = text.replace(self._params.get("password") or "\0", "[REDACTED]")
+            text = str(_scrubbed(RuntimeError(text), params.get("password")))
             if re.search(r"(?i)timeout expired|connection refused|could not translate", text):
                 self.gate.mark_down(self.target, f"OperationalError: {text[:200]}")
                 raise TargetUnreachable(self.target, f"OperationalError: {text[:200]}") from None

@@ -572,6 +572,25 @@ def test_non_tls_connections_are_refused(
         _database(context).ensure()
 
 
+def test_plaintext_refusal_is_the_servers_answer(
+    db: Database,
+    pg_sandbox: PostgresComponent,
+    closed_port: int,
+    sandbox_run_context: ContextFactory,
+) -> None:
+    table = sandbox_run_context(pg_sandbox).settings.require("postgres")
+    refusal = db.plaintext_refusal(table.non_tls_dsn)
+    assert refusal is not None
+    assert refusal.startswith("FATAL:")
+    assert "no encryption" in refusal
+    assert pg_sandbox.password not in refusal
+    # A server that is not there is not a refusal: the target is down, and says why.
+    context = sandbox_run_context(pg_sandbox, postgres={"connect_timeout": 2})
+    database = _database(context)
+    with pytest.raises(TargetUnreachable, match="Connection refused"):
+        database.plaintext_refusal(pg_sandbox.dsn(closed_port, sslmode="disable"))
+
+
 # --- broken variants --------------------------------------------------------------------------
 
 
