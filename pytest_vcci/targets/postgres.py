@@ -355,7 +355,8 @@ class Database:
     def plaintext_refusal(self, dsn: str) -> str | None:
         """Try ``dsn`` (one without TLS): None if the server accepts it (closed at once), else
         the server's refusal (``FATAL: no pg_hba.conf entry ... no encryption``). A server that
-        cannot be reached raises TargetUnreachable, within connect_timeout."""
+        cannot be reached raises TargetUnreachable naming the DSN's server, within
+        connect_timeout."""
         import psycopg
 
         self.gate.check(self.target)
@@ -367,8 +368,9 @@ class Database:
             text = " ".join(str(exc).split()).rsplit("failed: ", 1)[-1]
             text = str(_scrubbed(RuntimeError(text), params.get("password")))
             if re.search(r"(?i)timeout expired|connection refused|could not translate", text):
-                self.gate.mark_down(self.target, f"OperationalError: {text[:200]}")
-                raise TargetUnreachable(self.target, f"OperationalError: {text[:200]}") from None
+                # Not marked down for the run: this DSN may point elsewhere than the primary.
+                where = f"{self.target} {dsn_where(dsn)} (sslmode={params.get('sslmode', '')})"
+                raise TargetUnreachable(where, f"OperationalError: {text[:200]}") from None
             return text[:300]
         return None
 
