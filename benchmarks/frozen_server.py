@@ -1,7 +1,7 @@
 """Bounded time under a frozen server: what freezing one sandbox server mid-run adds to a run.
 
-Starts the embedded sandbox once, times a few plain runs of every suite (`-n 2`), then, for
-each server in turn, starts the same run, freezes the server (SIGSTOP to the process that
+Starts the embedded sandbox once, times plain runs of every suite (`-n 2`), then, for each
+server in turn, starts the same run, freezes the server (SIGSTOP to the process that
 listens on its port and all its descendants: PostgreSQL's backends too) a little after the
 run started, lets the run end on its own, and thaws the server. A frozen server keeps its
 sockets open and answers nothing, the worst case for a client: connections are accepted by the
@@ -9,14 +9,16 @@ kernel and then nothing comes back. Target: at most 30 s added per server.
 
     .venv/bin/python benchmarks/frozen_server.py [--repeats 3] [--delay SECONDS] [--only a,b]
 
-Prints, per server, the run's added wall time over the median plain run (min/median/max over
-the repeats) and what the run reported (failed/errors).
+Prints, per server, the run's added wall time over a plain run made just before it (the
+machine's load drifts), min/median/max over the repeats, and what the frozen run reported
+(failed/errors: the checks that needed the server fail with its one root cause).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import signal
@@ -152,35 +154,46 @@ def main() -> int:
             env_file = sandbox.up()
             env = {**os.environ, **sandbox.env_vars()}
             tables = tomllib.loads(env_file.read_text())
-            plain = [
-                run_suites(env_file, env, work, None, 0)["seconds"] for _ in range(args.repeats)
-            ]
-            base = statistics.median(plain)
-            delay = args.delay if args.delay is not None else round(base / 3, 1)
+            # Warm-up: the first run after start-up pays for caches and Prometheus' first scrapes.
+            run_suites(env_file, env, work, None, 0)
+            first = [run_suites(env_file, env, work, None, 0)["seconds"] for _ in range(2)]
+            delay = args.delay if args.delay is not None else round(statistics.median(first) / 3, 1)
             print(
-                f"sandbox up in {sandbox.timings['total']} s; plain run (-n 2) min/median/max "
-                f"{spread(plain)} s; freezing {delay} s after the start, {args.repeats} repeats",
+                f"sandbox up in {sandbox.timings['total']} s; plain run (-n 2) "
+                f"{first[0]:.1f} s and {first[1]:.1f} s; freezing {delay} s after the start; "
+                f"each frozen run is compared with a plain run just before it, {args.repeats} "
+                "repeats",
                 flush=True,
             )
             print(
                 f"{'frozen server':<22} added s: min median    max   (limit {LIMIT_SECONDS:g})"
-                "  failed/errors",
+                "  plain s  failed/errors",
                 flush=True,
             )
-            worst = 0.0
+            worst = -math.inf
+            plain_all: list[float] = list(first)
             for name in chosen:
                 pid = listener(SERVERS[name](tables))
-                runs = []
+                added, plains, counts, hung = [], [], [], False
                 for _ in range(args.repeats):
-                    # The tree is read again each time: backends come and go.
-                    runs.append(run_suites(env_file, env, work, [pid], delay))
+                    # Paired with a plain run just before: the machine's load drifts.
+                    plain = run_suites(env_file, env, work, None, 0)["seconds"]
+                    # The tree is read at each signal: backends come and go.
+                    frozen = run_suites(env_file, env, work, [pid], delay)
                     time.sleep(3)  # let the thawed server settle (cluster gossip, replication)
-                added = [r["seconds"] - base for r in runs]
+                    added.append(frozen["seconds"] - plain)
+                    plains.append(plain)
+                    counts.append(f"{frozen.get('failed', '?')}/{frozen.get('errors', '?')}")
+                    hung = hung or frozen["hung"]
+                plain_all.extend(plains)
                 worst = max(worst, *added)
-                hung = " HUNG" if any(r["hung"] for r in runs) else ""
-                over = " OVER" if max(added) > LIMIT_SECONDS else ""
-                counts = ", ".join(f"{r.get('failed', '?')}/{r.get('errors', '?')}" for r in runs)
-                print(f"{name:<22} {spread(added)}{over}{hung}   {counts}", flush=True)
+                flags = (" OVER" if max(added) > LIMIT_SECONDS else "") + (" HUNG" if hung else "")
+                print(
+                    f"{name:<22} {spread(added)}{flags}  {statistics.median(plains):6.1f}   "
+                    + ", ".join(counts),
+                    flush=True,
+                )
+            print(f"plain runs: min/median/max {spread(plain_all)} s")
         finally:
             sandbox.down()
     print(
