@@ -15,6 +15,7 @@ USAGE = """usage: vcci COMMAND [ARGS]
 
 commands:
   checklist [--json] [--section N]   print the checklist catalog
+  checklist --framework F [--json]   controls of soc2, iso27001 or nist80053 with their items
   checklist --tests ID [--tests-dir D] list the tests of an item with file:line
   sandbox up|down|env [--dir DIR]    start, stop or show the embedded local staging
   verify DIR [--public-key PEM]      check a report directory against its manifest (exit 1 if tampered)

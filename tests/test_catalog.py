@@ -419,6 +419,7 @@ def test_cli_json_is_a_list_of_item_dicts(capsys):
         "rationale",
         "thresholds",
         "decided_by",
+        "controls",
     }
     assert data[0]["decided_by"][3] == {
         "text": "Node taints and labels configured",

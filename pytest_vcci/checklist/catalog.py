@@ -6,6 +6,7 @@ it. Everything here is immutable so one loaded catalog can be shared by every pa
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import re
@@ -17,6 +18,8 @@ from fnmatch import fnmatchcase
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, TypeVar
+
+from pytest_vcci.checklist.controls import ControlsError, ItemControls, load_controls
 
 __all__ = [
     "ID_PATTERN",
@@ -211,6 +214,8 @@ class Item:
     #: How each criterion is decided, in catalog order (title requirements included); an
     #: item built without them has every seed criterion undecided (no check yet).
     criterion_specs: tuple[Criterion, ...] = ()
+    #: Framework controls the item supports (controls.toml): ``item.controls["soc2"]``.
+    controls: ItemControls = field(default_factory=ItemControls, hash=False)
 
     def __post_init__(self) -> None:
         # Copy into a read-only view so no caller can change a shared catalog's defaults.
@@ -243,6 +248,7 @@ class Item:
                 for key, value in self.thresholds.items()
             },
             "decided_by": [criterion.to_dict() for criterion in self.criterion_specs],
+            "controls": self.controls.to_dict(),
         }
 
 
@@ -578,4 +584,12 @@ def load_catalog() -> Catalog:
         data = tomllib.loads(resource.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{CATALOG_RESOURCE}: invalid TOML: {exc}") from None
-    return parse_catalog(data, CATALOG_RESOURCE)
+    catalog = parse_catalog(data, CATALOG_RESOURCE)
+    try:
+        mapping = load_controls()
+        mapping.check_items(catalog.ids)
+    except ControlsError as exc:
+        raise CatalogError(str(exc)) from None
+    items = [dataclasses.replace(i, controls=mapping.for_item(i.id)) for i in catalog.items]
+    sections = [(s.number, s.name) for s in catalog.sections]
+    return Catalog(items, sections, source=catalog.source, claimed_items=catalog.claimed_items)

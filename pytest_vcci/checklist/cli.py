@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pytest_vcci.checklist.catalog import (
     Automation,
@@ -17,6 +18,7 @@ from pytest_vcci.checklist.catalog import (
     UnknownItemError,
     load_catalog,
 )
+from pytest_vcci.checklist.controls import FRAMEWORKS, load_controls
 from pytest_vcci.checklist.locate import item_tests, suite_directories
 
 EXIT_OK = 0
@@ -33,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print a JSON list of items")
     parser.add_argument("--section", type=int, metavar="N", help="only items of section N (1..12)")
     parser.add_argument(
+        "--framework",
+        choices=FRAMEWORKS,
+        help="list the framework's controls, each with the items that support it",
+    )
+    parser.add_argument(
         "--tests",
         metavar="ID",
         help="list the tests that check item ID, with file:line (e.g. --tests 3.2.9)",
@@ -47,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run_checklist(argv: Sequence[str]) -> int:
-    """Run ``vcci checklist [--json] [--section N]``; returns the exit status."""
+    """Run ``vcci checklist [--json] [--section N] [--framework F]``; returns the exit status."""
     try:
         args = _parser().parse_args(list(argv))
     except SystemExit as exc:  # argparse exits on --help and on usage errors
@@ -62,6 +69,13 @@ def run_checklist(argv: Sequence[str]) -> int:
         except KeyError as exc:
             print(f"vcci checklist: error: {exc.args[0]}", file=sys.stderr)
             return EXIT_USAGE
+    if args.framework is not None:
+        by_control = framework_controls(args.framework, items)
+        if args.json:
+            print(json.dumps(by_control, indent=2, ensure_ascii=False))
+        else:
+            print(render_framework(by_control, len(items)))
+        return EXIT_OK
     if args.json:
         print(json.dumps([item.to_dict() for item in items], indent=2, ensure_ascii=False))
     else:
@@ -154,3 +168,66 @@ def _summary(catalog: Catalog, items: Sequence[Item]) -> str:
         f"{ways['none']} with no check yet (undecided by design; --json lists them)."
     )
     return text
+
+
+def framework_controls(framework: str, items: Sequence[Item]) -> dict[str, Any]:
+    """A framework's controls with the given items that support each (controls with none are
+    left out), and the items no control of the framework applies to, with the reason."""
+    mapping = load_controls()
+    info = mapping.frameworks[framework]
+    controls = []
+    for control in mapping.controls(framework):
+        mine = [i for i in items if control.id in i.controls[framework]]
+        if mine:
+            controls.append(
+                {
+                    "id": control.id,
+                    "description": control.description,
+                    "items": [_brief(i) for i in mine],
+                }
+            )
+    return {
+        "framework": framework,
+        "name": info.name,
+        "title": info.title,
+        "controls": controls,
+        "not_applicable": [
+            {**_brief(i), "reason": i.controls.not_applicable[framework]}
+            for i in items
+            if framework in i.controls.not_applicable
+        ],
+    }
+
+
+def _brief(item: Item) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "title": item.title,
+        "severity": item.severity.value,
+        "automation": item.automation.value,
+    }
+
+
+def render_framework(by_control: dict[str, Any], item_count: int) -> str:
+    """Each control with its description, then its items indented under it."""
+    controls = by_control["controls"]
+    width = max((len(c["id"]) for c in controls), default=4) + 2
+    lines = [f"{by_control['name']}: {by_control['title']}", ""]
+    for control in controls:
+        lines.append(f"{control['id'].ljust(width)}{control['description']}")
+        lines.extend(
+            f"{' ' * width}{i['id']:<8}{i['title']} ({i['severity']}, {i['automation']})"
+            for i in control["items"]
+        )
+    if by_control["not_applicable"]:
+        lines += ["", f"No {by_control['name']} control applies to:"]
+        lines.extend(
+            f"  {i['id']:<8}{i['title']}: {i['reason']}" for i in by_control["not_applicable"]
+        )
+    mapped = len({i["id"] for c in controls for i in c["items"]})
+    lines += [
+        "",
+        f"{len(controls)} controls; {mapped} of {item_count} items support at least one "
+        f"{by_control['name']} control.",
+    ]
+    return "\n".join(lines)
