@@ -18,6 +18,7 @@ import pytest
 
 from pytest_vcci import __version__
 from pytest_vcci.checklist import load_catalog
+from pytest_vcci.checklist.controls import FRAMEWORKS, load_controls
 from pytest_vcci.checklist.marker import marker_ids
 from pytest_vcci.context import (
     EVIDENCE_KEY,
@@ -32,7 +33,15 @@ from pytest_vcci.context import (
 from pytest_vcci.evidence.recorder import Evidence, utc_now
 from pytest_vcci.gate import decide
 from pytest_vcci.history import history_table, past_runs, record_run
-from pytest_vcci.report import checklist_html, evidence_json, junit, manifest, oscal
+from pytest_vcci.report import (
+    checklist_html,
+    controls_html,
+    evidence_json,
+    junit,
+    manifest,
+    oscal,
+)
+from pytest_vcci.report.controls import build_controls, page_name
 from pytest_vcci.report.html_hooks import observations_extra
 from pytest_vcci.report.model import TestRecord, build_items, section_table
 from pytest_vcci.report.terminal import summary_lines
@@ -276,6 +285,7 @@ class VcciSession:
             "run": run,
             "sections": section_table(items),
             "items": items,
+            "controls": build_controls(items, load_controls()),
             "tests": list(tests.values()),
         }
         history = self.history_dir()
@@ -354,6 +364,8 @@ class VcciSession:
         result = self.context.redactor.data(self.result)
         bundle.write("evidence.json", evidence_json.render(result))
         bundle.write("checklist.html", checklist_html.render(result))
+        for framework in FRAMEWORKS:
+            bundle.write(page_name(framework), controls_html.render(result, framework))
         bundle.write("junit.xml", junit.render(result))
         bundle.write(oscal.FILENAME, oscal.render(result, bundle.staging))
         # Last: the manifest covers every file staged above and those already there.

@@ -1,6 +1,7 @@
-"""checklist.html and report.html in a real browser: headless Chromium over the DevTools protocol.
+"""checklist.html, report.html and the framework control pages in a real browser: headless
+Chromium over the DevTools protocol.
 
-A pytester run writes both reports (a handful of checklist tests: passed with observations,
+A pytester run writes the reports (a handful of checklist tests: passed with observations,
 failed, skipped, attested, an expired attestation). Chromium opens each file; the test fails on
 any console error or uncaught exception, checks what the DOM shows (all 92 items, the test rows),
 and keeps a screenshot of each page under reports/browser/ (paths printed in the test output).
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 
 from pytest_vcci.checklist import load_catalog
+from pytest_vcci.checklist.controls import FRAMEWORKS, load_controls
 from pytest_vcci.sandbox import attestations_as_of
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -276,7 +278,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=120,
         check=False,
     )
-    for name in ("checklist.html", "report.html"):
+    for name in ("checklist.html", "report.html", *(f"controls-{f}.html" for f in FRAMEWORKS)):
         assert (out / name).exists(), sorted(map(str, work.rglob("*")))
     return out
 
@@ -315,6 +317,74 @@ def test_checklist_html_in_chromium(browser: str, reports: Path) -> None:
     width, height = png_size(shot)
     assert width == 1280
     assert height > 900
+
+
+# The sample run's items decide these: 1.2.1 failed, 10.2.1 attested, 3.2.4 passed.
+FRAMEWORK_STATUSES = {
+    "soc2": {
+        "CC6.7": "failed",
+        "CC6.2": "passed",
+        "CC1.4": "partly_assessed",
+        "CC9.2": "not_assessed",
+    },
+    "iso27001": {
+        "A.8.24": "failed",
+        "A.6.3": "passed",
+        "A.8.14": "partly_assessed",
+        "A.8.13": "not_assessed",
+    },
+    "nist80053": {
+        "SC-17": "failed",
+        "AT-3": "passed",
+        "CM-2": "partly_assessed",
+        "CP-9": "not_assessed",
+    },
+}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_framework_page_in_chromium(browser: str, reports: Path, framework: str) -> None:
+    """Every mapped control is on the page with its derived status; an item's link opens its
+    evidence in checklist.html."""
+    page = open_page(browser, reports / f"controls-{framework}.html")
+    try:
+        rows = page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('tr[id^=control-]')]"
+            ".map(r => [r.id.slice(8), r.dataset.status]))"
+        )
+        assert list(rows) == [c.id for c in load_controls().controls(framework)]
+        for control_id, status in FRAMEWORK_STATUSES[framework].items():
+            assert rows[control_id] == status, control_id
+        shot = screenshot(page, f"controls-{framework}.png")
+        assert page.errors() == []
+        page.evaluate("document.querySelector(\"a[data-item='1.2.1']\").click()")
+        deadline = time.monotonic() + 10
+        while not page.evaluate("location.pathname.endsWith('/checklist.html')"):
+            assert time.monotonic() < deadline, "the item link did not open checklist.html"
+            time.sleep(0.1)
+        page.wait_for("Page.loadEventFired")
+        assert page.evaluate("document.querySelector(':target').id") == "item-1.2.1"
+        assert page.evaluate("document.querySelector(':target').dataset.status") == "failed"
+        assert page.errors() == []
+    finally:
+        page.close()
+    assert png_size(shot)[0] == 1280
+
+
+def test_checklist_html_links_to_the_framework_pages(browser: str, reports: Path) -> None:
+    page = open_page(browser, reports / "checklist.html")
+    try:
+        links = page.evaluate(
+            "[...document.querySelectorAll('.controls-nav a')].map(a => a.getAttribute('href'))"
+        )
+        assert links == [f"controls-{framework}.html" for framework in FRAMEWORKS]
+        item_links = page.evaluate(
+            "[...document.querySelectorAll('#item-6\\\\.2\\\\.2 .ctl a')].map(a => a.textContent)"
+        )
+        assert item_links == ["CC6.7", "A.8.24", "A.5.14", "SC-8", "SC-8(1)", "SC-13"]
+        assert page.errors() == []
+    finally:
+        page.close()
 
 
 def test_report_html_in_chromium(browser: str, reports: Path) -> None:

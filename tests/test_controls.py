@@ -1,4 +1,5 @@
-"""Framework control mapping: controls.toml, item.controls and `vcci checklist --framework`."""
+"""Framework control mapping: controls.toml, item.controls, the rules deriving a control's
+status, `vcci checklist --framework`, and the per-framework report pages."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import copy
 import json
 import re
 import tomllib
+from html.parser import HTMLParser
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +25,7 @@ from pytest_vcci.checklist.controls import (
     parse_controls,
 )
 from pytest_vcci.cli import main
+from pytest_vcci.report.controls import control_status
 
 
 @pytest.fixture
@@ -262,6 +266,38 @@ def test_an_item_the_catalog_does_not_have(raw: dict[str, Any]) -> None:
         mapping.check_items(load_catalog().ids)
 
 
+# --- a control's status from its items ------------------------------------------------------
+
+
+def items(**statuses: str) -> list[dict[str, Any]]:
+    return [{"id": key.replace("_", "."), "status": value} for key, value in statuses.items()]
+
+
+def test_a_control_fails_when_any_item_failed_or_erred() -> None:
+    status, rule = control_status(items(i6_2_1="passed", i6_2_2="error", i1_2_1="not_covered"))
+    assert status == "failed"
+    assert rule.startswith("Failed: i6.2.2 error (a control fails when any of its items failed")
+
+
+def test_a_control_none_of_whose_items_was_checked_is_not_assessed() -> None:
+    status, rule = control_status(items(a="skipped", b="not_covered"))
+    assert status == "not_assessed"
+    assert rule == ("Not assessed: none of its 2 items was checked (a skipped, b not covered).")
+
+
+def test_a_control_passes_only_when_every_item_passed_attested_or_waived() -> None:
+    assert control_status(items(a="passed", b="attested"))[0] == "passed"
+    status, rule = control_status(items(a="passed", b="waived"))
+    assert status == "passed"
+    assert "waived (a failure accepted, not fixed): b" in rule
+
+
+def test_a_control_with_unchecked_items_and_no_failure_is_partly_assessed() -> None:
+    status, rule = control_status(items(a="passed", b="skipped"))
+    assert status == "partly_assessed"
+    assert "1 of 2 items checked without a failure; not checked: b skipped" in rule
+
+
 # --- vcci checklist --framework -------------------------------------------------------------
 
 
@@ -306,3 +342,164 @@ def test_cli_unknown_framework_is_a_usage_error(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "argument --framework: invalid choice: 'pci'" in err
     assert "Traceback" not in err
+
+
+# --- the report pages -----------------------------------------------------------------------
+
+CHECKS = """
+import pytest
+
+@pytest.mark.checklist("6.2.2")
+def test_tls(evidence):
+    evidence.check("TLS 1.3 offered", "no", "yes", False, where="api:443")
+
+@pytest.mark.checklist("6.2.1")
+def test_encrypted_at_rest(evidence):
+    evidence.check("storage encrypted", True, True, True, where="rds vcci")
+
+@pytest.mark.checklist("6.1.2")
+def test_rbac(evidence):
+    evidence.check("roles", 5, 6, False, where="idp")
+
+@pytest.mark.checklist("10.2.1")
+def test_training(attest):
+    attest("10.2.1")
+"""
+
+
+class Anchors(HTMLParser):
+    """Element ids and link targets of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if found.get("id"):
+            self.ids.add(str(found["id"]))
+        if tag == "a" and found.get("href"):
+            self.links.append(str(found["href"]))
+
+
+def anchors(path: Path) -> Anchors:
+    parser = Anchors()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+@pytest.fixture
+def report_dir(pytester: pytest.Pytester) -> Path:
+    """6.2.2 fails, 6.2.1 passes, 6.1.2 fails but is waived, 10.2.1 is attested."""
+    import datetime as dt
+
+    today = dt.datetime.now(dt.UTC).date()
+    pytester.path.joinpath("attestations.toml").write_text(
+        f"""[[attestation]]
+item = "10.2.1"
+statement = "Operations team completed the 2-day training"
+attested_by = "Dana Ops"
+role = "Head of Operations"
+date = {today - dt.timedelta(days=3)}
+expires = {today + dt.timedelta(days=300)}
+reference = "OPS-1432"
+"""
+    )
+    pytester.path.joinpath("waivers.toml").write_text(
+        f"""[[waiver]]
+item = "6.1.2"
+justification = "The sixth role lands with the auditor portal"
+approved_by = "Sam Risk"
+approved_on = {today - dt.timedelta(days=1)}
+expires_on = {today + dt.timedelta(days=30)}
+ticket = "RISK-88"
+"""
+    )
+    pytester.makepyfile(test_checks=CHECKS)
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--vcci-report-dir",
+        "out",
+        "--vcci-attestations",
+        "attestations.toml",
+        "--vcci-waivers",
+        "waivers.toml",
+    )
+    assert result.ret == 1  # 6.2.2 (critical) blocks
+    return pytester.path / "out"
+
+
+def controls_of(out: Path, framework: str) -> dict[str, dict[str, Any]]:
+    evidence = json.loads((out / "evidence.json").read_text())
+    return {c["id"]: c for c in evidence["controls"][framework]["controls"]}
+
+
+def test_evidence_derives_each_controls_status_from_its_items(report_dir: Path) -> None:
+    soc2, nist = controls_of(report_dir, "soc2"), controls_of(report_dir, "nist80053")
+    assert soc2["CC6.7"]["status"] == "failed"  # 6.2.2 failed
+    assert soc2["CC6.7"]["rule"].startswith("Failed: 6.2.2 failed")
+    assert nist["SC-13"]["status"] == "failed"  # 6.2.1 passed, 6.2.2 failed
+    assert nist["SC-28(1)"]["status"] == "partly_assessed"  # 6.2.1 passed, 1.1.4 not covered
+    assert "not checked: 1.1.4 not covered" in nist["SC-28(1)"]["rule"]
+    assert nist["AC-3(7)"]["status"] == "passed"  # its only item, 6.1.2, is waived
+    assert "waived (a failure accepted, not fixed): 6.1.2" in nist["AC-3(7)"]["rule"]
+    assert nist["AT-3"]["status"] == "passed"  # 10.2.1 attested
+    assert nist["CP-9"]["status"] == "not_assessed"
+    assert nist["SC-13"]["items"] == ["6.2.1", "6.2.2"]
+    evidence = json.loads((report_dir / "evidence.json").read_text())
+    item = next(i for i in evidence["items"] if i["id"] == "6.2.2")
+    assert item["controls"]["iso27001"] == ["A.8.24", "A.5.14"]
+    soc2_na = evidence["controls"]["soc2"]["not_applicable"]
+    assert [row["id"] for row in soc2_na] == ["10.2.3"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_each_framework_page_lists_every_control_and_links_to_evidence(
+    report_dir: Path, framework: str
+) -> None:
+    page = report_dir / f"controls-{framework}.html"
+    found = anchors(page)
+    mapping = load_controls()
+    for control in mapping.controls(framework):
+        assert f"control-{control.id}" in found.ids, control.id
+    checklist = anchors(report_dir / "checklist.html")
+    evidence_links = [link for link in found.links if link.startswith("checklist.html#")]
+    assert evidence_links
+    for link in evidence_links:
+        assert link.split("#", 1)[1] in checklist.ids, link  # every link lands on an item
+    text = page.read_text()
+    assert "a control fails when any of its items failed or erred" in text
+    assert "own one-line summaries" in text  # the descriptions are not the framework's text
+
+
+def test_checklist_links_to_the_pages_and_each_item_to_its_controls(report_dir: Path) -> None:
+    checklist = anchors(report_dir / "checklist.html")
+    for framework in FRAMEWORKS:
+        assert f"controls-{framework}.html" in checklist.links
+    assert "controls-soc2.html#control-CC6.7" in checklist.links
+    assert "controls-nist80053.html#control-SC-8(1)" in checklist.links
+    nist = anchors(report_dir / "controls-nist80053.html")
+    for link in checklist.links:
+        if link.startswith("controls-nist80053.html#"):
+            assert link.split("#", 1)[1] in nist.ids, link
+    text = (report_dir / "checklist.html").read_text()
+    assert "none applies (Sales playbook, demo environment" in text  # 10.2.3's reason
+
+
+def test_the_pages_are_in_the_manifest_and_verified(
+    report_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = json.loads((report_dir / "manifest.json").read_text())
+    listed = [f["path"] for f in manifest["files"]]
+    for framework in FRAMEWORKS:
+        assert f"controls-{framework}.html" in listed
+    page = report_dir / "controls-soc2.html"
+    page.write_text(page.read_text().replace("failed</span>", "passed</span>", 1))
+    capsys.readouterr()
+    assert main(["verify", str(report_dir)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(re.match(r"FAIL \S*controls-soc2\.html: changed: sha256", line) for line in lines), (
+        lines
+    )

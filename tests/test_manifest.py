@@ -36,6 +36,9 @@ def test_cluster(evidence):
 """
 REPORT_FILES = [
     "checklist.html",
+    "controls-iso27001.html",
+    "controls-nist80053.html",
+    "controls-soc2.html",
     "evidence.json",
     "junit.xml",
     "oscal-assessment-results.json",
@@ -118,7 +121,7 @@ def test_an_intact_directory_verifies(
     _, out = run(pytester)
     status, lines = verify(capsys, str(out))
     assert status == 0
-    assert lines[-1].startswith(f"OK {out}: 5 files match manifest.json")
+    assert lines[-1].startswith(f"OK {out}: {len(REPORT_FILES)} files match manifest.json")
     assert "not signed" in lines[-1]
 
 

@@ -6,6 +6,8 @@ import json
 from html import escape
 from typing import Any
 
+from pytest_vcci.checklist.controls import FRAMEWORKS
+from pytest_vcci.report.controls import page_name
 from pytest_vcci.report.model import STATUSES, headline
 
 CSS = """
@@ -39,6 +41,9 @@ ul.criteria{list-style:none;padding-left:16px}.criterion{margin:3px 0}
 .c-passed{background:#1f883d}.c-attested{background:#0969da}.c-failed{background:#cf222e}
 .c-error{background:#a40e26}.c-undecided{background:#bf8700}.c-not_automatable{background:#6e7781}
 .criterion.c-passed,.criterion.c-attested,.criterion.c-failed,.criterion.c-error,.criterion.c-undecided,.criterion.c-not_automatable{background:none}
+header a{color:#fff}.controls-nav{margin:6px 0 0}.controls-nav a{margin-right:12px}
+details:target{outline:2px solid #0969da;outline-offset:2px}
+.ctl{font-size:13px;color:#57606a;margin:4px 0 4px 24px}.ctl a{font-family:ui-monospace,monospace;margin-right:6px}
 """
 
 
@@ -48,7 +53,7 @@ def render(result: dict[str, Any]) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>GL-VCCI readiness checklist: {escape(run['environment'])}</title>",
         f"<style>{CSS}</style></head><body>",
-        _header(run),
+        header(run, controls=result.get("controls")),
         "<main>",
         _attention(result),
         _summary(result["sections"]),
@@ -61,21 +66,35 @@ def render(result: dict[str, Any]) -> str:
             f"<section id='section-{number}'><h2>{number}. {escape(items[0]['section_name'])}"
             f" <span class='sev'>({len(items)} items)</span></h2>"
         )
-        parts.extend(_item(item, _trend(result.get("history"), item["id"])) for item in items)
+        parts.extend(
+            _item(item, _trend(result.get("history"), item["id"]), result.get("controls"))
+            for item in items
+        )
         parts.append("</section>")
     parts.append("</main></body></html>\n")
     return "".join(parts)
 
 
-def _header(run: dict[str, Any]) -> str:
+def header(
+    run: dict[str, Any], title_suffix: str = "", controls: dict[str, Any] | None = None
+) -> str:
+    """The run at a glance (verdict, gate, time, who); with ``controls``, links to their pages."""
+    nav = ""
+    if controls:
+        links = "".join(
+            f"<a href='{page_name(fw)}'>{escape(controls[fw]['name'])}</a>"
+            for fw in FRAMEWORKS
+            if fw in controls
+        )
+        nav = f"<p class='controls-nav'>Framework controls: {links}</p>"
     return (
         "<header><h1>GL-VCCI production readiness: "
-        f"{escape(run['environment'])}</h1>"
+        f"{escape(run['environment'])}{title_suffix}</h1>"
         f"<p><span class='verdict v-{escape(run['verdict'])}'>{escape(run['verdict'].replace('_', ' '))}</span>"
         f" &nbsp;gate: {escape(run['gate'])} &nbsp;exit status: {run['exit_status']}</p>"
         f"<p>run {escape(run['id'])} &middot; {escape(run['started_at'])} to {escape(run['finished_at'])}"
         f" &middot; {escape(run['user'])}@{escape(run['host'])} &middot; pytest-vcci {escape(run['tool']['version'])}</p>"
-        "</header>"
+        f"{nav}</header>"
     )
 
 
@@ -166,9 +185,29 @@ def _criteria(item: dict[str, Any]) -> str:
     return f"<ul class='criteria'>{''.join(rows)}</ul>"
 
 
-def _item(item: dict[str, Any], trend: str = "") -> str:
+def _controls(item: dict[str, Any], controls: dict[str, Any] | None) -> str:
+    """The framework controls an item supports, each linked to its row on the framework page."""
+    mapping = item.get("controls")
+    if not controls or not mapping:
+        return ""
+    lines = []
+    for framework in FRAMEWORKS:
+        name = escape(controls[framework]["name"])
+        ids = mapping.get(framework) or []
+        if ids:
+            links = "".join(
+                f"<a href='{page_name(framework)}#control-{escape(c)}'>{escape(c)}</a>" for c in ids
+            )
+            lines.append(f"{name}: {links}")
+        elif framework in mapping.get("not_applicable", {}):
+            reason = mapping["not_applicable"][framework]
+            lines.append(f"{name}: none applies ({escape(reason)})")
+    return f"<p class='ctl'>Controls: {' &middot; '.join(lines)}</p>"
+
+
+def _item(item: dict[str, Any], trend: str = "", controls: dict[str, Any] | None = None) -> str:
     status = item["status"]
-    body = [_criteria(item)]
+    body = [_criteria(item), _controls(item, controls)]
     if item.get("message"):
         body.append(f"<p class='msg'>{escape(item['message'])}</p>")
     if item.get("waiver"):

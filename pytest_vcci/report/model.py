@@ -311,6 +311,7 @@ def build_items(
                 "criteria": list(item.criteria),
                 "severity": item.severity.value,
                 "automation": item.automation.value,
+                "controls": item.controls.to_dict(),
                 "status": status,
                 "message": message,
                 "tests": [t.nodeid for t in mine],
