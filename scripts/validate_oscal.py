@@ -30,11 +30,18 @@ def summary(model: Any) -> dict[str, Any]:
         "trestle_oscal_version": OSCAL_VERSION,
         "oscal_version": version,
         "results": len(ar.results),
+        "remarks": result.remarks,
+        "reviewed_controls": [
+            c.control_id
+            for selection in result.reviewed_controls.control_selections
+            for c in selection.include_controls or []
+        ],
         "findings": {
             f.target.target_id: {
                 "state": f.target.status.state.value,
                 "reason": getattr(f.target.status.reason, "value", f.target.status.reason),
                 "remarks": f.remarks,
+                "props": {p.name: p.value for p in f.props or []},
                 "observations": [str(r.observation_uuid) for r in f.related_observations or []],
             }
             for f in result.findings or []

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from plugin_support import write_passing
 
+from pytest_vcci.checklist.controls import load_controls, oscal_control_id
 from pytest_vcci.report import oscal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,31 +132,52 @@ def test_the_document_is_valid_oscal_assessment_results(trestle_python: str, wri
     summary = validate(trestle_python, written)
     assert summary["oscal_version"] == oscal.OSCAL_VERSION
     assert summary["results"] == 1
-    assert len(summary["findings"]) == 92
+    # One finding per NIST SP 800-53 control the checklist maps to, targeting its objective.
+    nist = load_controls().controls("nist80053")
+    assert sorted(summary["findings"]) == sorted(f"{oscal_control_id(c.id)}_obj" for c in nist)
+    assert summary["reviewed_controls"] == [oscal_control_id(c.id) for c in nist]
+    assert {"sc-8", "cp-9", "ac-6", "ac-6.9", "sc-28.1"} <= set(summary["reviewed_controls"])
     assert len(summary["observations"]) == 4 + 5  # and the five checks of 1.1.1
 
 
-def test_a_failed_item_is_not_satisfied(trestle_python: str, written: Path) -> None:
+def test_a_control_with_a_failed_item_is_not_satisfied(trestle_python: str, written: Path) -> None:
     findings = validate(trestle_python, written)["findings"]
-    assert findings["gl-vcci-3.2.4"]["state"] == "not-satisfied"
-    assert findings["gl-vcci-3.2.4"]["reason"] == "fail"
-    assert "replicas: observed 2, expected >= 3" in findings["gl-vcci-3.2.4"]["remarks"]
-    assert findings["gl-vcci-1.1.1"]["state"] == "satisfied"
-    assert findings["gl-vcci-1.1.1"]["reason"] == "pass"
-    assert findings["gl-vcci-5.1.1"]["state"] == "not-satisfied"  # no test covered it
-    assert findings["gl-vcci-5.1.1"]["reason"] == "other"
+    # CM-2 is supported by 3.2.4 (failed), 2.1.1, 2.1.3, ... (not covered)
+    assert findings["cm-2_obj"]["state"] == "not-satisfied"
+    assert findings["cm-2_obj"]["reason"] == "fail"
+    assert "3.2.4 Deployments applied: failed." in findings["cm-2_obj"]["remarks"]
+    assert "replicas: observed 2, expected >= 3" in findings["cm-2_obj"]["remarks"]
+    assert findings["cm-2_obj"]["props"]["vcci-status"] == "failed"
+    # SA-22 is supported by 1.1.1 (passed) and 1.1.2, 1.1.3 (not covered): not all checked.
+    assert findings["sa-22_obj"]["state"] == "not-satisfied"
+    assert findings["sa-22_obj"]["reason"] == "other"
+    assert findings["sa-22_obj"]["props"]["vcci-status"] == "partly_assessed"
+    assert findings["si-4_obj"]["reason"] == "other"  # none of its items was checked
+    assert findings["si-4_obj"]["props"]["vcci-status"] == "not_assessed"
 
 
 def test_waivers_and_attestations_are_remarks(trestle_python: str, written: Path) -> None:
     findings = validate(trestle_python, written)["findings"]
-    waived = findings["gl-vcci-3.2.7"]
+    # SC-5(2): 3.2.7 (failed, waived) and 7.2.1 (not covered); a waiver does not satisfy.
+    waived = findings["sc-5.2_obj"]
     assert waived["state"] == "not-satisfied"
+    assert waived["reason"] == "fail"
     assert "Waived (failed): ticket RISK-77, approved by Sam Risk" in waived["remarks"]
     assert "HPA lands with the Q4 capacity change" in waived["remarks"]
-    attested = findings["gl-vcci-10.2.1"]
-    assert attested["state"] == "satisfied"
-    assert "Attested by Dana Ops (Head of Operations)" in attested["remarks"]
-    assert "ref OPS-1432" in attested["remarks"]
+    # AT-3 and IR-2 have one item each, 10.2.1, attested: satisfied.
+    for target in ("at-3_obj", "ir-2_obj"):
+        attested = findings[target]
+        assert attested["state"] == "satisfied"
+        assert attested["reason"] == "pass"
+        assert "Attested by Dana Ops (Head of Operations)" in attested["remarks"]
+        assert "ref OPS-1432" in attested["remarks"]
+        assert attested["props"]["checklist-id"] == "10.2.1"
+
+
+def test_items_no_nist_control_applies_to_are_named(trestle_python: str, written: Path) -> None:
+    remarks = validate(trestle_python, written)["remarks"] or ""
+    assert "No NIST SP 800-53 Rev. 5 control applies to 10.2.3 Customer success team" in remarks
+    assert "No NIST SP 800-53 Rev. 5 control applies to 2.2.1 Reference data loaded" in remarks
 
 
 def test_each_test_is_an_observation_with_its_timestamps(
@@ -174,7 +196,10 @@ def test_each_test_is_an_observation_with_its_timestamps(
         }
     ]
     assert dt.datetime.fromisoformat(observation["collected"]) == dt.datetime.fromisoformat(at)
-    assert summary["findings"]["gl-vcci-3.2.4"]["observations"] == [observation["uuid"]]
+    # SC-36: 1.1.1, 1.1.2, 1.1.3, 1.1.5, 3.2.4, 7.2.2 -> the observations of test_cluster and
+    # test_replicas, each once, in item order.
+    cluster = summary["observations"]["test_checks.py::test_cluster"]["uuid"]
+    assert summary["findings"]["sc-36_obj"]["observations"] == [cluster, observation["uuid"]]
 
 
 def test_trestle_rejects_what_is_not_valid(trestle_python: str, written: Path) -> None:
@@ -195,8 +220,17 @@ def test_the_manifest_covers_the_oscal_file(written: Path) -> None:
     document = json.loads(written.read_text())
     resources = document["assessment-results"]["back-matter"]["resources"]
     titles = [r["title"] for r in resources]
-    assert titles[1:] == ["evidence.json", "junit.xml", "checklist.html", "report.html"]
-    evidence_link = resources[1]["rlinks"][0]
+    assert titles[2:] == [
+        "evidence.json",
+        "junit.xml",
+        "checklist.html",
+        "report.html",
+        "controls-soc2.html",
+        "controls-iso27001.html",
+        "controls-nist80053.html",
+    ]
+    assert resources[1]["rlinks"][0]["href"] == oscal.NIST_CATALOG
+    evidence_link = resources[2]["rlinks"][0]
     assert (
         evidence_link["hashes"][0]["value"]
         == hashlib.sha256((written.parent / "evidence.json").read_bytes()).hexdigest()

@@ -1,10 +1,15 @@
 """oscal-assessment-results.json: the run as an OSCAL assessment-results document (OSCAL 1.2.1).
 
-One ``result`` for the run; one ``observation`` per test (method TEST, with the test's recorded
-observations and their UTC timestamps as relevant evidence); one ``finding`` per checklist item,
-its target an objective ``gl-vcci-<ID>`` whose status is ``satisfied`` (passed, attested) or
-``not-satisfied`` (everything else: failed, error, waived, skipped, not covered), with waivers and
-attestations in its remarks. UUIDs are derived from the run id, so a run renders one document.
+One ``result`` for the run, reviewing the NIST SP 800-53 Rev. 5 controls the checklist's items
+support (``reviewed-controls``, in the catalog's lower-case form: ``sc-8``, ``ac-6.9``); one
+``observation`` per test (method TEST, with the test's recorded observations and their UTC
+timestamps as relevant evidence); one ``finding`` per reviewed control, its target the control's
+assessment objective (``sc-8_obj``, as in NIST's OSCAL catalog), ``satisfied`` only when every
+item of the control passed or was attested and ``not-satisfied`` otherwise (a failed, erred,
+waived, skipped or not covered item), related to the observations of its items' tests, with each
+item's status, message, waiver and attestations in its remarks. Items no SP 800-53 control
+applies to are named, with the reason, in the result's remarks. UUIDs are derived from the run
+id, so a run renders one document.
 
 Written from the result model alone (no OSCAL library at run time); the tests validate the
 output with compliance-trestle's models of the NIST schema.
@@ -18,23 +23,33 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pytest_vcci.checklist.controls import load_controls, oscal_control_id
+from pytest_vcci.report.controls import build_controls
+
 OSCAL_VERSION = "1.2.1"
 FILENAME = "oscal-assessment-results.json"
 NS = "urn:pytest-vcci:oscal"
 SATISFIED = ("passed", "attested")
-REASON = {"passed": "pass", "attested": "pass", "failed": "fail", "error": "fail", "waived": "fail"}
+NIST = "nist80053"
+NIST_CATALOG = (
+    "https://raw.githubusercontent.com/usnistgov/oscal-content/main/nist.gov/SP800-53/rev5/"
+    "json/NIST_SP-800-53_rev5_catalog.json"
+)
 # Report files the document points at (back-matter resources with their SHA-256).
 EVIDENCE_FILES = (
     ("evidence.json", "application/json"),
     ("junit.xml", "application/xml"),
     ("checklist.html", "text/html"),
     ("report.html", "text/html"),
+    ("controls-soc2.html", "text/html"),
+    ("controls-iso27001.html", "text/html"),
+    ("controls-nist80053.html", "text/html"),
 )
 
 
-def control_id(item_id: str) -> str:
-    """An OSCAL token for a checklist ID (tokens may not start with a digit)."""
-    return f"gl-vcci-{item_id}"
+def objective_id(control_id: str) -> str:
+    """The finding target of a SP 800-53 control: its assessment objective, ``SC-8`` -> ``sc-8_obj``."""
+    return f"{oscal_control_id(control_id)}_obj"
 
 
 def render(result: dict[str, Any], report_dir: Path | None = None) -> str:
@@ -45,7 +60,10 @@ def build(result: dict[str, Any], report_dir: Path | None = None) -> dict[str, A
     run = result["run"]
     ids = _Ids(run["id"])
     observations = [_observation(test, run, ids) for test in result["tests"]]
-    findings = [_finding(item, ids) for item in result["items"]]
+    controls = (result.get("controls") or build_controls(result["items"], load_controls()))[NIST]
+    items = {item["id"]: item for item in result["items"]}
+    reviewed = [control for control in controls["controls"] if control["items"]]
+    findings = [_finding(control, items, ids) for control in reviewed]
     oscal_result: dict[str, Any] = {
         "uuid": ids("result"),
         "title": f"GL-VCCI production readiness of {run['environment']}, run {run['id']}",
@@ -65,20 +83,24 @@ def build(result: dict[str, Any], report_dir: Path | None = None) -> dict[str, A
         ),
         "local-definitions": {"components": _components(run, ids)},
         "reviewed-controls": {
+            "description": (
+                f"The {controls['name']} controls the GL-VCCI checklist items support, as mapped "
+                "in pytest-vcci's controls.toml; each finding derives its status from the items."
+            ),
             "control-selections": [
                 {
-                    "description": "All items of the GL-VCCI production deployment checklist",
+                    "description": f"{controls['name']} controls supported by checklist items",
                     "include-controls": [
-                        {"control-id": control_id(i["id"])} for i in result["items"]
+                        {"control-id": oscal_control_id(c["id"])} for c in reviewed
                     ],
                 }
-            ]
+            ],
         },
         "findings": findings,
     }
     if observations:
         oscal_result["observations"] = observations
-    remarks = _run_remarks(run)
+    remarks = _run_remarks(run, controls, items)
     if remarks:
         oscal_result["remarks"] = remarks
     return {
@@ -88,7 +110,8 @@ def build(result: dict[str, Any], report_dir: Path | None = None) -> dict[str, A
             "import-ap": {
                 "href": f"#{ids('checklist')}",
                 "remarks": "The assessment plan is the GL-VCCI production deployment checklist "
-                "(92 items) as catalogued by pytest-vcci; see the back-matter resource.",
+                "(92 items) as catalogued by pytest-vcci, mapped to NIST SP 800-53 Rev. 5; see "
+                "the back-matter resources.",
             },
             "results": [oscal_result],
             "back-matter": {"resources": _resources(run, ids, report_dir)},
@@ -178,31 +201,46 @@ def _evidence(observation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _finding(item: dict[str, Any], ids: _Ids) -> dict[str, Any]:
-    status = item["status"]
+def _finding(
+    control: dict[str, Any], items: dict[str, dict[str, Any]], ids: _Ids
+) -> dict[str, Any]:
+    """One reviewed control: its status derived from its items, their evidence related."""
+    mine = [items[item_id] for item_id in control["items"]]
+    # A waiver accepts a failure; it does not satisfy the objective.
+    satisfied = bool(mine) and all(item["status"] in SATISFIED for item in mine)
+    if satisfied:
+        reason = "pass"
+    elif control["status"] == "failed" or any(item["status"] == "waived" for item in mine):
+        reason = "fail"
+    else:
+        reason = "other"
+    listing = "; ".join(f"{i['id']} {i['title']} ({i['status'].replace('_', ' ')})" for i in mine)
     finding: dict[str, Any] = {
-        "uuid": ids("finding", item["id"]),
-        "title": f"{item['id']} {item['title']}",
-        "description": "\n".join(f"- {c}" for c in item["criteria"]) or item["title"],
+        "uuid": ids("finding", control["id"]),
+        "title": f"{control['id']} {control['description']}",
+        "description": f"Supported by {len(mine)} checklist item(s): {listing}. {control['rule']}",
         "props": _props(
-            checklist_id=item["id"],
-            severity=item["severity"],
-            automation=item["automation"],
-            vcci_status=status,
+            control_id=control["id"],
+            vcci_status=control["status"],
+            **{f"checklist_id_{n}": item["id"] for n, item in enumerate(mine)},
         ),
         "target": {
             "type": "objective-id",
-            "target-id": control_id(item["id"]),
-            "status": {
-                "state": "satisfied" if status in SATISFIED else "not-satisfied",
-                "reason": REASON.get(status, "other"),
-            },
+            "target-id": objective_id(control["id"]),
+            "title": f"{control['id']}: {control['description']}",
+            "status": {"state": "satisfied" if satisfied else "not-satisfied", "reason": reason},
         },
     }
-    related = [{"observation-uuid": ids("observation", t["nodeid"])} for t in item["tests"]]
+    related = list(
+        dict.fromkeys(ids("observation", test["nodeid"]) for item in mine for test in item["tests"])
+    )
     if related:
-        finding["related-observations"] = related
-    remarks = _finding_remarks(item)
+        finding["related-observations"] = [{"observation-uuid": uuid} for uuid in related]
+    remarks = "\n\n".join(
+        f"{item['id']} {item['title']}: {item['status'].replace('_', ' ')}."
+        + (f"\n{text}" if (text := _finding_remarks(item)) else "")
+        for item in mine
+    )
     if remarks:
         finding["remarks"] = remarks
     return finding
@@ -230,9 +268,17 @@ def _finding_remarks(item: dict[str, Any]) -> str:
     return "\n\n".join(lines)
 
 
-def _run_remarks(run: dict[str, Any]) -> str:
+def _run_remarks(
+    run: dict[str, Any], controls: dict[str, Any], items: dict[str, dict[str, Any]]
+) -> str:
     lines = [f"Waiver warning: {w}" for w in run.get("waiver_warnings", [])]
     lines.extend(f"Stale waiver: {s['message']}" for s in run.get("stale_waivers", []))
+    lines.extend(
+        f"No {controls['name']} control applies to {row['id']} {items[row['id']]['title']} "
+        f"(status {items[row['id']]['status'].replace('_', ' ')}): {row['reason']}"
+        for row in controls["not_applicable"]
+        if row["id"] in items
+    )
     return "\n\n".join(lines)
 
 
@@ -241,9 +287,16 @@ def _resources(run: dict[str, Any], ids: _Ids, report_dir: Path | None) -> list[
         {
             "uuid": ids("checklist"),
             "title": "GL-VCCI production deployment checklist",
-            "description": "92 items in 12 sections; each finding's target is one item "
-            f"(gl-vcci-<ID>). Catalogued by pytest-vcci {run['tool']['version']}.",
-        }
+            "description": "92 items in 12 sections, each mapped to the NIST SP 800-53 Rev. 5 "
+            "controls it supports; each finding's target is one control's assessment objective. "
+            f"Catalogued by pytest-vcci {run['tool']['version']}.",
+        },
+        {
+            "uuid": ids("nist-catalog"),
+            "title": "NIST SP 800-53 Rev. 5 catalog (OSCAL)",
+            "description": "The catalog whose control and objective ids the findings use.",
+            "rlinks": [{"href": NIST_CATALOG, "media-type": "application/json"}],
+        },
     ]
     for name, media_type in EVIDENCE_FILES:
         path = report_dir / name if report_dir else None
