@@ -1,11 +1,13 @@
 """Framework control mapping: controls.toml, item.controls, the rules deriving a control's
-status, `vcci checklist --framework`, and the per-framework report pages."""
+status, `vcci checklist --framework`, the per-framework report pages and the README table."""
 
 from __future__ import annotations
 
 import copy
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from html.parser import HTMLParser
 from importlib import resources
@@ -26,6 +28,8 @@ from pytest_vcci.checklist.controls import (
 )
 from pytest_vcci.cli import main
 from pytest_vcci.report.controls import control_status
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -69,6 +73,7 @@ EXPECTED = [
     ("soc2", "CC8.1", ["11.1.5", "2.1.2", "8.2.2"]),  # change management
     ("soc2", "A1.2", ["2.2.4", "8.1.1", "8.1.2"]),  # backup and recovery infrastructure
     ("soc2", "A1.3", ["8.2.1", "8.2.3"]),  # recovery tested
+    ("soc2", "P4.1", ["6.2.3", "5.2.2"]),  # personal data masked
     ("iso27001", "A.8.13", ["2.2.4", "8.1.1", "8.2.1"]),  # backup
     ("iso27001", "A.8.15", ["6.3.1", "4.2.1", "5.2.1"]),  # logging
     ("iso27001", "A.8.16", ["5.1.1", "5.3.1", "12.1.2"]),  # monitoring
@@ -199,7 +204,7 @@ def expect_error(raw: dict[str, Any], message: str) -> None:
 def test_the_packaged_file_is_valid(raw: dict[str, Any]) -> None:
     mapping = parse_controls(raw)
     mapping.check_items(load_catalog().ids)
-    assert [len(mapping.controls(f)) for f in FRAMEWORKS] == [27, 38, 79]
+    assert [len(mapping.controls(f)) for f in FRAMEWORKS] == [28, 38, 79]
 
 
 def test_a_malformed_id_in_the_controls_table(raw: dict[str, Any]) -> None:
@@ -315,7 +320,7 @@ def test_cli_lists_controls_with_their_items(capsys: pytest.CaptureFixture[str])
     assert block == ["1.1.5", "1.2.1", "3.2.6", "4.1.1", "4.1.2", "6.2.2", "6.2.3", "12.1.1"]
     assert "No SOC 2 control applies to:" in out
     assert re.search(r"^  10\.2\.3 +Customer success team trained: Sales playbook", out, re.M)
-    assert out.rstrip().endswith("27 controls; 91 of 92 items support at least one SOC 2 control.")
+    assert out.rstrip().endswith("28 controls; 91 of 92 items support at least one SOC 2 control.")
 
 
 def test_cli_framework_json_groups_items_by_control(capsys: pytest.CaptureFixture[str]) -> None:
@@ -502,4 +507,27 @@ def test_the_pages_are_in_the_manifest_and_verified(
     lines = capsys.readouterr().out.splitlines()
     assert any(re.match(r"FAIL \S*controls-soc2\.html: changed: sha256", line) for line in lines), (
         lines
+    )
+
+
+# --- the README table -----------------------------------------------------------------------
+
+
+def test_the_readme_mapping_table_is_current() -> None:
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "controls_table.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_readme_table_has_every_item() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("<!-- controls:start -->", 1)[1].split("<!-- controls:end -->", 1)[0]
+    rows = re.findall(r"^\| (\d{1,2}\.\d\.\d{1,2}) ", section, re.M)
+    assert rows == list(load_catalog().ids)
+    assert (
+        "| 6.2.2 Encryption in transit verified | CC6.7 | A.8.24, A.5.14 | SC-8, SC-8(1), SC-13 |"
+        in section
     )
