@@ -196,10 +196,17 @@ def test_each_test_is_an_observation_with_its_timestamps(
         }
     ]
     assert dt.datetime.fromisoformat(observation["collected"]) == dt.datetime.fromisoformat(at)
-    # SC-36: 1.1.1, 1.1.2, 1.1.3, 1.1.5, 3.2.4, 7.2.2 -> the observations of test_cluster and
-    # test_replicas, each once, in item order.
-    cluster = summary["observations"]["test_checks.py::test_cluster"]["uuid"]
-    assert summary["findings"]["sc-36_obj"]["observations"] == [cluster, observation["uuid"]]
+    # SC-36: 1.1.1, 1.1.2, 1.1.3, 1.1.5, 3.2.4, 7.2.2 -> the observations of 1.1.1's tests and
+    # of test_replicas (3.2.4), each once, in item order.
+    of_1_1_1 = [
+        o["uuid"]
+        for nodeid, o in summary["observations"].items()
+        if nodeid == "test_checks.py::test_cluster" or nodeid.startswith("test_pass_1_1_1.py::")
+    ]
+    assert len(of_1_1_1) == 6
+    found = summary["findings"]["sc-36_obj"]["observations"]
+    assert sorted(found[:-1]) == sorted(of_1_1_1)
+    assert found[-1] == observation["uuid"]
 
 
 def test_trestle_rejects_what_is_not_valid(trestle_python: str, written: Path) -> None:
