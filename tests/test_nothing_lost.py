@@ -39,6 +39,9 @@ BUNDLE = {
     "junit.xml",
     "report.html",
     "oscal-assessment-results.json",
+    "controls-soc2.html",
+    "controls-iso27001.html",
+    "controls-nist80053.html",
     "manifest.json",
 }
 SUITE = """
