@@ -1,4 +1,5 @@
-"""The ``vcci`` command: ``vcci checklist``, ``vcci sandbox up|down|env``, ``vcci verify``, ``vcci diff``.
+"""The ``vcci`` command: ``vcci validate``, ``vcci run``, ``vcci exporter``, ``vcci checklist``,
+``vcci sandbox up|down|env``, ``vcci verify``, ``vcci diff``.
 
 Subcommands live in their own modules and are imported only when used.
 """
@@ -14,6 +15,10 @@ from pathlib import Path
 USAGE = """usage: vcci COMMAND [ARGS]
 
 commands:
+  validate --env NAME [--json]       the quick validation: 14 checks in seconds (exit 0 ready,
+                                     1 critical failures, 2 warnings)
+  run --env NAME [PYTEST ARGS]       the whole checklist from the installed package (pytest --vcci-suites)
+  exporter --env NAME --interval 15m the checklist on a schedule, as Prometheus metrics
   checklist [--json] [--section N]   print the checklist catalog
   checklist --framework F [--json]   controls of soc2, iso27001 or nist80053 with their items
   checklist --tests ID [--tests-dir D] list the tests of an item with file:line
@@ -35,6 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_checklist(rest)
     if command == "sandbox":
         return run_sandbox(rest)
+    if command == "validate":
+        from pytest_vcci.validate import run_validate
+
+        return run_validate(rest)
+    if command == "run":
+        from pytest_vcci.run_cli import run_suites
+
+        return run_suites(rest)
+    if command == "exporter":
+        from pytest_vcci.exporter import run_exporter
+
+        return run_exporter(rest)
     if command == "verify":
         from pytest_vcci.verify_cli import run_verify
 

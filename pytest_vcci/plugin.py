@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_vcci.checklist.marker import MARKER, MARKER_HELP
+from pytest_vcci.checklist.smoke import SMOKE, SMOKE_HELP
 from pytest_vcci.context import EVIDENCE_KEY, RUN_ACTIVE, RUN_KEY, SANDBOX_KEY, SIGNALS_KEY
 
 TARGET_MODULES = ("kubernetes", "postgres", "redis", "aws", "api", "tls", "monitoring", "host")
@@ -35,6 +36,8 @@ ACTIVATING_OPTIONS = (
     "vcci_sandbox",
     "vcci_checklist",
     "vcci_checklist_section",
+    "vcci_suites",
+    "vcci_smoke",
 )
 
 
@@ -116,6 +119,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="run only tests of checklist section N",
     )
+    group.addoption(
+        "--vcci-suites",
+        action="store_true",
+        default=None,
+        help="also collect the readiness suites shipped with pytest-vcci (the whole checklist); "
+        "without path arguments, only them",
+    )
+    group.addoption(
+        "--vcci-smoke",
+        action="store_true",
+        default=None,
+        help="run only the quick validation's checks (tests marked smoke), as -m smoke",
+    )
     parser.addini("vcci_env", "default environment name (as --vcci-env)")
     parser.addini("vcci_config", "default environment file (as --vcci-config)")
     parser.addini(
@@ -144,6 +160,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "intrusive: the check sends load or writes test data; "
         "runs only with --vcci-allow-intrusive",
     )
+    config.addinivalue_line("markers", SMOKE_HELP)
+    if config.getoption("vcci_suites"):
+        _collect_packaged_suites(config)
+    if config.getoption("vcci_smoke"):
+        # Exactly -m smoke (and-ed with any -m given): pytest's own selection, reported as
+        # deselected the usual way.
+        given = config.option.markexpr
+        config.option.markexpr = f"({given}) and {SMOKE}" if given else SMOKE
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput and "vcci_run_id" in workerinput:
         config.stash[RUN_KEY] = {k: workerinput[k] for k in workerinput if k.startswith("vcci_")}
@@ -166,6 +190,25 @@ def pytest_configure(config: pytest.Config) -> None:
         activate(config, config.stash[RUN_KEY])
     else:
         config.pluginmanager.register(MarkerWatch(config), "vcci-marker-watch")
+
+
+def _collect_packaged_suites(config: pytest.Config) -> None:
+    """Add the packaged suites to what this run collects. Paths given on the command line run
+    alongside them; with none, the suites replace the default (the current directory or
+    testpaths), so an unrelated project's tests never join a readiness run."""
+    from pytest_vcci.checklist.locate import suite_directories
+
+    found = suite_directories()
+    if not found:
+        raise pytest.UsageError(
+            "--vcci-suites: the readiness suites are not installed "
+            "(expected the package pytest_vcci.suites); reinstall pytest-vcci"
+        )
+    suites = str(found[0])
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [suites]
+    elif not any(Path(arg).resolve() == found[0] for arg in config.args):
+        config.args.append(suites)
 
 
 @pytest.hookimpl(optionalhook=True)

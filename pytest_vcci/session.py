@@ -20,6 +20,7 @@ from pytest_vcci import __version__
 from pytest_vcci.checklist import load_catalog
 from pytest_vcci.checklist.controls import FRAMEWORKS, load_controls
 from pytest_vcci.checklist.marker import marker_ids
+from pytest_vcci.checklist.smoke import smoke_check
 from pytest_vcci.context import (
     EVIDENCE_KEY,
     HTML_PARTIAL,
@@ -188,6 +189,9 @@ class VcciSession:
         payload: dict[str, Any] = {"checklist": ids, "message": _message(report, call, redact)}
         if item.get_closest_marker("intrusive"):
             payload["intrusive"] = True
+        smoke = smoke_check(item)
+        if smoke is not None:
+            payload["smoke"] = {"category": smoke.category, "check": smoke.check}
         evidence = item.stash.get(EVIDENCE_KEY, None)
         if evidence is not None and (report.when == "call" or report.failed or report.skipped):
             payload.update(evidence.payload())

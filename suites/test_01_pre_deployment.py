@@ -163,6 +163,7 @@ def _probe_unreachable(evidence: Any, expect: Any, name: str) -> None:
 # --- 1.1.1 Kubernetes cluster -----------------------------------------------------------------
 
 
+@pytest.mark.smoke("infrastructure", "cluster")
 @pytest.mark.checklist("1.1.1")
 def test_cluster_version(cluster, threshold, evidence):
     """The Kubernetes API server runs version 1.28 or later."""
@@ -290,6 +291,7 @@ def test_node_taints(cluster, expect, evidence):
 # --- 1.1.2 PostgreSQL -------------------------------------------------------------------------
 
 
+@pytest.mark.smoke("database", "connectivity")
 @pytest.mark.checklist("1.1.2")
 def test_postgres_version(db, threshold, evidence):
     """The database server runs PostgreSQL 15 or later."""
@@ -421,6 +423,7 @@ def test_pgbouncer_answers(db, settings, evidence):
 # --- 1.1.3 Redis ------------------------------------------------------------------------------
 
 
+@pytest.mark.smoke("cache", "Redis connectivity")
 @pytest.mark.checklist("1.1.3")
 def test_redis_version(cache, threshold, evidence):
     """Every Redis server runs Redis 7 or later."""
@@ -901,6 +904,7 @@ def test_certificate_expiry(tls, expect, threshold, evidence):
         )
 
 
+@pytest.mark.smoke("security", "TLS certificates")
 @pytest.mark.checklist("1.2.1")
 def test_certificate_chain(tls, expect, evidence):
     """The presented chain is complete and verifies against the trusted CA bundle."""

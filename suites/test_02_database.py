@@ -180,6 +180,7 @@ def test_extensions_installed(db: Any, threshold: Callable[..., Any], evidence: 
 # --- 2.1.2 Alembic migration history verified ------------------------------------------------
 
 
+@pytest.mark.smoke("database", "migrations at head")
 @pytest.mark.checklist("2.1.2")
 def test_alembic_at_release_head(
     db: Any, threshold: Callable[..., Any], expect: Callable[..., Any], evidence: Any

@@ -378,6 +378,7 @@ def test_image_pull_secrets_exist(cluster, namespace, expect, evidence, role):
 # --- 3.2.1 namespace ----------------------------------------------------------------------
 
 
+@pytest.mark.smoke("infrastructure", "namespace")
 @pytest.mark.checklist("3.2.1")
 def test_namespace_active(cluster, namespace, settings, threshold, evidence):
     """The application namespace exists and is Active (named as the checklist says in production)."""
@@ -509,6 +510,7 @@ def test_configmap_deployed_and_valid(cluster, namespace, expect, evidence, conf
         )
 
 
+@pytest.mark.smoke("security", "secrets configuration")
 @pytest.mark.checklist("3.2.3")
 @pytest.mark.each("secret", "kubernetes", "secret_keys")
 def test_secret_deployed_with_keys(cluster, namespace, expect, evidence, secret):
@@ -531,6 +533,7 @@ def test_secret_deployed_with_keys(cluster, namespace, expect, evidence, secret)
 # --- 3.2.4 deployments ----------------------------------------------------------------------
 
 
+@pytest.mark.smoke("infrastructure", "deployments")
 @pytest.mark.checklist("3.2.4")
 @pytest.mark.each("role", "kubernetes", "deployments")
 def test_deployment_replicas_available(cluster, namespace, expect, threshold, evidence, role):
@@ -544,6 +547,7 @@ def test_deployment_replicas_available(cluster, namespace, expect, threshold, ev
     evidence.check("available replicas", available, f">= {want}", available >= want, where=where)
 
 
+@pytest.mark.smoke("infrastructure", "pod health")
 @pytest.mark.checklist("3.2.4")
 @pytest.mark.each("role", "kubernetes", "deployments")
 def test_deployment_pods_running_and_ready(cluster, namespace, expect, threshold, evidence, role):

@@ -327,6 +327,7 @@ def test_no_workload_runs_as_cluster_admin(cluster, namespace, evidence):
 # --- 6.1.3 API authentication -----------------------------------------------------------------
 
 
+@pytest.mark.smoke("api", "authentication")
 @pytest.mark.checklist("6.1.3")
 @pytest.mark.parametrize("kind", ["missing", "malformed", "expired", "forged", "unsigned"])
 def test_bad_tokens_are_refused(api, kind, evidence):

@@ -119,6 +119,7 @@ def load_frontend(api: Any, path: str) -> FrontendLoad:
 # --- 11.1.1 smoke tests ---------------------------------------------------------------------
 
 
+@pytest.mark.smoke("api", "health endpoints")
 @pytest.mark.checklist("11.1.1")
 def test_health_endpoints_respond(api: Any, threshold: Any, evidence: Any) -> None:
     """Every health endpoint answers 200 and reports its status as ok."""
@@ -298,6 +299,7 @@ def test_third_party_penetration_test(attest: Any) -> None:
 # --- 11.1.3 performance benchmarks ----------------------------------------------------------
 
 
+@pytest.mark.smoke("api", "performance")
 @pytest.mark.checklist("11.1.3")
 def test_api_latency_p95(
     prometheus: Any, settings: Any, expect: Any, threshold: Any, evidence: Any
@@ -320,6 +322,7 @@ def test_api_latency_p95(
     )
 
 
+@pytest.mark.smoke("database", "performance")
 @pytest.mark.checklist("11.1.3")
 def test_database_query_p95(db: Any, settings: Any, threshold: Any, evidence: Any) -> None:
     """Database query p95 of [performance].db_queries (sequential, read-only) is below 100 ms."""

@@ -224,6 +224,7 @@ def test_traffic_served_with_few_errors(
     )
 
 
+@pytest.mark.smoke("monitoring", "Prometheus metrics")
 @pytest.mark.checklist("12.1.3")
 def test_metrics_flowing(prometheus: Any, expect: Any, evidence: Any) -> None:
     """Every Prometheus scrape target of the application is up (metrics are flowing)."""

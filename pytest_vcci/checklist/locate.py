@@ -8,6 +8,7 @@ or a module-level ``pytestmark``. Parametrized tests are listed once, by functio
 from __future__ import annotations
 
 import ast
+import importlib.util
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,16 @@ class TestLocation:
 
 
 def suite_directories() -> list[Path]:
-    """Where the readiness suites live: the repository's ``suites/`` next to the package."""
+    """Where the readiness suites live: the package ``pytest_vcci.suites`` (in a wheel; an
+    editable install maps it to the repository's ``suites/``), else ``suites/`` next to the
+    package (a checkout whose editable install predates that mapping)."""
+    try:
+        spec = importlib.util.find_spec("pytest_vcci.suites")
+    except ImportError:
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if Path(location).is_dir():
+            return [Path(location).resolve()]
     here = Path(__file__).resolve().parents[2] / "suites"
     return [here] if here.is_dir() else []
 

@@ -42,6 +42,7 @@ class TestRecord:
     attestations: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = field(default=False, repr=False)  # its call ran, or setup did not pass
     intrusive: bool = False  # marked intrusive: sends load or writes test data
+    smoke: dict[str, str] | None = None  # a quick-validation check: {category, check}
 
     def add(self, report: pytest.TestReport) -> None:
         self.duration += report.duration
@@ -51,6 +52,8 @@ class TestRecord:
         if payload.get("checklist"):
             self.checklist = list(payload["checklist"])
         self.intrusive = self.intrusive or bool(payload.get("intrusive"))
+        if payload.get("smoke"):
+            self.smoke = dict(payload["smoke"])
         self.observations.extend(payload.get("observations", []))
         self.attachments.extend(payload.get("attachments", []))
         self.attestations.extend(payload.get("attestations", []))
@@ -96,6 +99,7 @@ class TestRecord:
         return "passed"
 
     def to_dict(self) -> dict[str, Any]:
+        smoke = {"smoke": self.smoke} if self.smoke else {}
         return {
             "nodeid": self.nodeid,
             "checklist": self.checklist,
@@ -107,6 +111,7 @@ class TestRecord:
             "attestations": self.attestations,
             "intrusive": self.intrusive,
             "decided": self.decided,
+            **smoke,
         }
 
 

@@ -1,3 +1,0 @@
-"""Root conftest: the plugin's own tests use pytester."""
-
-pytest_plugins = ["pytester"]
