@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import socket
 import statistics
 import subprocess
@@ -93,11 +94,8 @@ def main() -> None:
         variables = sandbox.env_vars()
     else:
         env_file = ns.sandbox_dir / "environment.toml"
-        variables = dict(
-            re.findall(
-                r"^export (\w+)='?([^'\n]*)'?$", (ns.sandbox_dir / "secrets.env").read_text(), re.M
-            )
-        )
+        lines = (ns.sandbox_dir / "secrets.env").read_text().splitlines()
+        variables = dict(shlex.split(line)[1].split("=", 1) for line in lines)
     env = {**os.environ, **variables}
     try:
         with tempfile.TemporaryDirectory() as tmp:

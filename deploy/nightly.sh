@@ -10,11 +10,16 @@
 set -u
 
 env_file="${VCCI_ENV_FILE:-/etc/vcci/environment.toml}"
-suites="${VCCI_SUITES:-/opt/vcci/suites}"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 out="${VCCI_REPORT_ROOT:-/reports}/$stamp"
 
-set -- "$suites" --vcci-config "$env_file" --vcci-report-dir "$out" -p no:cacheprovider \
+# The readiness suites installed with pytest-vcci; VCCI_SUITES names test paths to run instead.
+if [ -n "${VCCI_SUITES:-}" ]; then
+  set -- "$VCCI_SUITES"
+else
+  set -- --vcci-suites
+fi
+set -- "$@" --vcci-config "$env_file" --vcci-report-dir "$out" -p no:cacheprovider \
   -n "${VCCI_WORKERS:-2}"
 [ -n "${VCCI_GATE:-}" ] && set -- "$@" --vcci-gate "$VCCI_GATE"
 sign_key="${VCCI_SIGN_KEY:-/etc/vcci-sign/key.pem}"

@@ -198,17 +198,35 @@ def test_the_example_environment_is_a_valid_in_cluster_environment() -> None:
 
 def test_the_dockerfile_copies_files_that_exist_and_runs_the_nightly_script() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
-    workdir = re.search(r"^WORKDIR (\S+)", text, re.M)
-    assert workdir is not None
+    workdir = re.findall(r"^WORKDIR (\S+)", text, re.M)
+    assert workdir
     for line in re.findall(r"^COPY (.+)$", text, re.M):
         *sources, _ = shlex.split(line)
+        if sources[0].startswith("--from="):
+            continue  # from an earlier stage, not from the checkout
         for source in sources:
             assert (ROOT / source).exists(), f"Dockerfile: COPY {source}: no such file"
     assert re.search(r"^USER 10001", text, re.M)
     entry = json.loads(re.search(r"^ENTRYPOINT (.+)$", text, re.M).group(1))  # type: ignore[union-attr]
-    assert entry == [f"{workdir.group(1)}/nightly.sh"]
+    assert entry == [f"{workdir[-1]}/nightly.sh"]
     assert "deploy/nightly.sh" in text
     assert "deploy/upload_bundle.py" in text
+
+
+def test_the_image_installs_the_wheel_and_holds_no_copy_of_the_repository() -> None:
+    """The last stage installs the wheel an earlier stage built; of the checkout it copies only
+    the nightly job's two scripts (the suites come with the package)."""
+    stages = re.split(r"^FROM ", (DEPLOY / "Dockerfile").read_text(), flags=re.M)[1:]
+    *builders, image = stages
+    assert any(re.search(r"^RUN pip wheel .* \.$", stage, re.M) for stage in builders)
+    copied = [shlex.split(line)[:-1] for line in re.findall(r"^COPY (.+)$", image, re.M)]
+    from_checkout = {
+        s for sources in copied if not sources[0].startswith("--from=") for s in sources
+    }
+    assert from_checkout == {"deploy/nightly.sh", "deploy/upload_bundle.py"}
+    assert re.search(r"^RUN pip install /tmp/dist/pytest_vcci-\*\.whl", image, re.M)
+    nightly = (DEPLOY / "nightly.sh").read_text()
+    assert "--vcci-suites" in nightly  # runs the installed suites, not a path in the image
 
 
 def test_the_nightly_script_is_valid_sh_and_executable() -> None:
@@ -369,3 +387,36 @@ def test_the_nightly_script_checks_then_uploads(
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
     assert keys == {f"{base}/{p.name}" for p in run_dir.iterdir()} | {"nightly/nightly/latest"}
     assert f"upload_bundle: {len(keys)} objects to s3://{bucket}/nightly: {base}/" in proc.stdout
+
+
+def test_the_nightly_script_runs_the_installed_suites(tmp_path: Path) -> None:
+    """Without VCCI_SUITES the job runs the readiness suites installed with the package: all 92
+    items, from a directory holding nothing but the environment file."""
+    env_file = tmp_path / "environment.toml"
+    env_file.write_text('[environment]\nname = "nightly"\n')
+    proc = subprocess.run(
+        ["sh", str(DEPLOY / "nightly.sh")],
+        env={
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "VCCI_ENV_FILE": str(env_file),
+            "VCCI_REPORT_ROOT": str(tmp_path / "reports"),
+            "VCCI_WORKERS": "0",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # Nothing configured: the automated checks skip, the attestation checks find no record.
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "bundle kept in" in proc.stdout
+    (run_dir,) = (tmp_path / "reports").iterdir()
+    evidence = json.loads((run_dir / "evidence.json").read_text())
+    assert len(evidence["items"]) == 92
+    files = {t["nodeid"].split("::")[0] for t in evidence["tests"]}
+    assert {"test_01_pre_deployment.py", "test_12_post_deployment.py"} <= files
+    failed = [t for t in evidence["tests"] if t["outcome"] != "skipped"]
+    assert failed
+    assert all(
+        t["message"].startswith("no attestation record") for t in failed if t["outcome"] == "failed"
+    )
