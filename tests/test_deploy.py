@@ -175,6 +175,50 @@ def test_the_cronjob_runs_nightly_as_the_read_only_account() -> None:
     assert volumes["environment"]["configMap"]["name"] == "pytest-vcci-environment"
 
 
+def test_the_exporter_runs_once_read_only_as_the_job_does() -> None:
+    """One exporter, replaced not rolled (never two runs at once), as the read-only account,
+    with the nightly job's environment and secrets, its port behind the Service."""
+    deployment = one("exporter.yaml", "Deployment")
+    service = one("exporter.yaml", "Service")
+    account = one("serviceaccount.yaml", "ServiceAccount")
+    job = one("cronjob.yaml", "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    command = container["command"]
+    assert command[:2] == ["vcci", "exporter"]
+    assert command[command.index("--interval") + 1] == "15m"
+    assert "--vcci-allow-intrusive" not in command
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["envFrom"] == [job["containers"][0]["envFrom"][0]]  # the targets' secrets
+    assert container["image"] == job["containers"][0]["image"]
+    port = command[command.index("--port") + 1]
+    (exposed,) = container["ports"]
+    assert str(exposed["containerPort"]) == port
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == exposed["name"]
+    history = command[command.index("--history") + 1]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes[mounts[history]]["persistentVolumeClaim"]["claimName"]
+    assert one("exporter.yaml", "PersistentVolumeClaim")["metadata"]["name"] == claim
+    assert volumes[mounts["/etc/vcci"]]["configMap"]["name"] == "pytest-vcci-environment"
+
+
+def test_the_rules_alert_on_critical_items_and_stale_runs() -> None:
+    groups = one("prometheusrule.yaml", "PrometheusRule")["spec"]["groups"]
+    rules = {r["alert"]: r for g in groups for r in g["rules"]}
+    assert 'severity="critical"' in rules["VcciCriticalItemFailed"]["expr"]
+    assert "2 * vcci_run_interval_seconds" in rules["VcciReadinessStale"]["expr"]
+    monitor = one("prometheusrule.yaml", "ServiceMonitor")
+    service = one("exporter.yaml", "Service")
+    assert monitor["spec"]["selector"]["matchLabels"] == service["metadata"]["labels"]
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+
+
 def test_the_example_environment_is_a_valid_in_cluster_environment() -> None:
     import tomllib
 
