@@ -21,6 +21,7 @@ count.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -128,14 +129,12 @@ def run_validate(argv: Sequence[str]) -> int:
     with _captured() as output:
         status = _pytest_main(pytest_args)
     seconds = time.monotonic() - began
-    evidence = report_dir / "evidence.json"
-    fresh = evidence.exists() and evidence.stat().st_mtime >= began_wall - 1
-    problem = _no_verdict(status, fresh, output.text())
-    if problem is not None:
-        code, message = problem
+    result = _this_run(report_dir / "evidence.json", began_wall)
+    problem = _no_verdict(status, result is not None, output.text())
+    if problem is not None or result is None:
+        code, message = problem or (EXIT_INTERNAL, "internal error: no evidence")
         print(f"vcci validate: {message}", file=sys.stderr)
         return code
-    result = json.loads(evidence.read_text(encoding="utf-8"))
     validation = summarize(result, seconds, report_dir)
     if not validation["checks"]:
         print(
@@ -195,6 +194,16 @@ def _captured() -> Iterator[_Output]:
             os.close(saved[1])
             sink.seek(0)
             output.value = sink.read().decode("utf-8", errors="replace")
+
+
+def _this_run(evidence: Path, began: float) -> dict[str, Any] | None:
+    """The evidence this run wrote; None when there is none, or only an earlier run's."""
+    try:
+        result: dict[str, Any] = json.loads(evidence.read_text(encoding="utf-8"))
+        started = dt.datetime.fromisoformat(result["run"]["started_at"].replace("Z", "+00:00"))
+    except (OSError, ValueError, KeyError):
+        return None
+    return result if started.timestamp() >= began - 0.01 else None
 
 
 def _no_verdict(status: int, fresh: bool, output: str) -> tuple[int, str] | None:
