@@ -79,6 +79,16 @@ class Running:
         else:
             hold.unlink(missing_ok=True)
 
+    def held_run(self) -> tuple[str, float, int]:
+        """Hold the runs; the run whose check is held (one that started after the hold: a run
+        already past its check when the hold came finishes, and the next one is held)."""
+        since = time.time()
+        self.hold(True)
+        return wait_for(
+            lambda: [r for r in self.runs() if r[0] == "start" and r[1] > since][-1:],
+            "a held run",
+        )[0]
+
     def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
         """{sample name: [(labels, value)]} from one scrape."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as answer:
@@ -221,11 +231,10 @@ def test_every_item_is_one_series_and_an_unreachable_target_is_down(
 def test_a_run_in_progress_keeps_the_last_complete_result(start: Callable[..., Running]) -> None:
     running = start()
     wait_for(lambda: completed(running) >= 1, "a completed run")
-    running.hold(True)
     running.control(**{"pass": False})
-    wait_for(lambda: running.value("vcci_run_in_progress") == 1, "a run in progress")
+    held = running.held_run()
+    assert running.value("vcci_run_in_progress") == 1
     first = running.value("vcci_run_timestamp_seconds")
-    held = wait_for(lambda: [r for r in running.runs() if r[0] == "start"][-1], "the held check")
     time.sleep(2.5)  # more than an interval: the held run is still the only one
     assert running.value("vcci_item_status", id="1.1.2", status="passed") == 1
     assert running.value("vcci_item_status", id="1.1.2", status="failed") is None
@@ -309,8 +318,7 @@ def test_a_run_that_gives_no_evidence_keeps_the_last_result(start: Callable[...,
 
 def test_sigterm_stops_the_run_in_progress_and_exits_0(start: Callable[..., Running]) -> None:
     running = start()
-    running.hold(True)
-    _, _, pid = wait_for(lambda: running.runs() and running.runs()[-1], "a held run")
+    _, _, pid = running.held_run()
     running.proc.send_signal(signal.SIGTERM)
     assert running.proc.wait(timeout=30) == 0
     with pytest.raises(ProcessLookupError):
