@@ -244,7 +244,10 @@ def summarize(result: dict[str, Any], seconds: float, report_dir: Path) -> dict[
     stray = sum(
         1 for ts in groups.values() for t in ts if not t["checklist"] and t["outcome"] in BAD
     )
-    verdict = decide([items[i] for i in covered], run["gate"], stray_failures=stray)
+    # A quick validation decides by its own checks, not by the items' criteria (most of which
+    # it does not run): an item stands as the worst outcome of the smoke checks that carry it.
+    judged = [_as_validated(items[i], groups) for i in covered]
+    verdict = decide(judged, run["gate"], stray_failures=stray)
     checks = [
         _check(category, check, tests, items, verdict.blocking)
         for (category, check), tests in sorted(groups.items(), key=lambda kv: check_order(*kv[0]))
@@ -272,6 +275,17 @@ def summarize(result: dict[str, Any], seconds: float, report_dir: Path) -> dict[
         "targets": run.get("targets", {}),
         "reports": str(report_dir),
     }
+
+
+def _as_validated(
+    item: dict[str, Any], groups: dict[tuple[str, str], list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The item with the status its smoke checks give it (waived if the run waived it)."""
+    outcomes = [t["outcome"] for ts in groups.values() for t in ts if item["id"] in t["checklist"]]
+    status = min(outcomes, key=STATUS_ORDER.index)
+    if status in BAD and item["status"] == "waived":
+        status = "waived"
+    return {**item, "status": status}
 
 
 def _check(
