@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from plugin_support import passing_checks
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytest_vcci.exporter import Exporter, Options, parse_duration, prune
@@ -135,6 +136,9 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     def launch(*extra: str, interval: str = "2s", env_text: str | None = None) -> Running:
         (tmp_path / "checks").mkdir(exist_ok=True)
         (tmp_path / "checks" / "test_controlled.py").write_text(CONTROLLED)
+        # 1.1.2's catalog checks, passing: the item is decided, and passes while
+        # test_controlled (which decides nothing but can fail it) passes.
+        (tmp_path / "checks" / "test_pass_1_1_2.py").write_text(passing_checks("1.1.2"))
         env_file = tmp_path / "env.toml"
         env_file.write_text(env_text or '[environment]\nname = "exporter-test"\n')
         port = free_port()
